@@ -135,9 +135,7 @@ CATEGORIES_BY_ID: dict[int, Category] = {c.id: c for c in ALL_CATEGORIES}
 CATEGORIES_BY_SLUG: dict[str, Category] = {c.slug: c for c in ALL_CATEGORIES}
 
 # Feeds named in other scrapers' code; the spider also reads ``/rss.htm`` for the rest.
-KNOWN_FEEDS: tuple[str, ...] = ("tin-moi-nhat",) + tuple(c.slug for c in TOP_LEVEL) + (
-    "chinh-tri",
-)
+KNOWN_FEEDS: tuple[str, ...] = ("tin-moi-nhat",) + tuple(c.slug for c in TOP_LEVEL) + ("chinh-tri",)
 
 
 def category_by_key(key: str) -> Category | None:

@@ -52,8 +52,10 @@ def to_canonical(url: str, base: str | None = None) -> str:
     parts = urlsplit(url.strip())
     host = (parts.hostname or "").lower()
     base_host = urlsplit(base).netloc.lower() if base else ""
-    if parts.scheme and host not in (CANONICAL_HOST, f"www.{CANONICAL_HOST}") and (
-        parts.netloc.lower() != base_host
+    if (
+        parts.scheme
+        and host not in (CANONICAL_HOST, f"www.{CANONICAL_HOST}")
+        and (parts.netloc.lower() != base_host)
     ):
         return url
     return urlunsplit(("https", CANONICAL_HOST, _norm_path(parts.path or "/"), "", ""))

@@ -1,0 +1,1 @@
+"""Benchmarks: extraction quality and speed (``python -m bench.extraction``)."""

@@ -1,0 +1,277 @@
+"""``baotintuc``: the command line of the pipeline.
+
+Exit codes: 0 the run completed (some pages may have failed: they are counted and
+stored); 1 the run itself failed; 2 it could not start (offline, bad configuration,
+database locked).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import socket
+import sys
+import threading
+from datetime import date
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from config import ConfigError, Settings, load_settings
+
+EXIT_OK, EXIT_FAILED, EXIT_CANNOT_START = 0, 1, 2
+
+DEMO_QUERIES: tuple[tuple[str, str], ...] = (
+    (
+        "Articles per category",
+        "select category, count(*) as articles from articles group by category "
+        "order by articles desc, category",
+    ),
+    (
+        "The five newest titles",
+        "select strftime(published_at at time zone 'Asia/Ho_Chi_Minh', '%Y-%m-%d %H:%M') "
+        "as published_vn, category, title from articles order by published_at desc limit 5",
+    ),
+    (
+        "The 2020 seed article, rebuilt from text (search is accent-insensitive)",
+        "select article_id, published_at at time zone 'Asia/Ho_Chi_Minh' as published_vn, "
+        "byline, authors, source, category from articles "
+        "where vn_fold(title) like '%' || vn_fold('cong tac dan van') || '%' "
+        "order by published_at limit 3",
+    ),
+)
+
+
+def _fail(msg: str, code: int = EXIT_CANNOT_START) -> int:
+    print(f"baotintuc: {msg}", file=sys.stderr)
+    return code
+
+
+def probe_origin(base_url: str, timeout: float) -> str | None:
+    """None if a TCP connection to the origin opens within ``timeout``, else why not."""
+    parts = urlsplit(base_url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    outcome: list[str | None] = []
+
+    def attempt() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                outcome.append(None)
+        except OSError as exc:
+            outcome.append(exc.strerror or exc.__class__.__name__)
+
+    t = threading.Thread(target=attempt, daemon=True)  # getaddrinfo has no timeout of its own
+    t.start()
+    t.join(timeout + 1)
+    return outcome[0] if outcome else f"no answer within {timeout:.0f} s"
+
+
+def _parse_since(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--since wants YYYY-MM-DD, got {value!r}") from None
+
+
+def _positive(value: str) -> int:
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be ≥ 1")
+    return n
+
+
+def _settings() -> Settings:
+    settings = load_settings()
+    from flows.runtime import prepare_prefect_env
+
+    prepare_prefect_env(settings.paths.prefect_home)
+    return settings
+
+
+def _check_writable(path: Path) -> str | None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = path.parent / ".write-probe"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        return f"data directory {path.parent} is not writable ({exc.strerror})"
+    return None
+
+
+def print_summary(summary: object, db: Path) -> None:
+    s = summary
+    print(
+        f"run {s.run_id} from {s.base_url}: {s.new} new, {s.updated} updated, "  # type: ignore[attr-defined]
+        f"{s.unchanged} unchanged, {s.failed + s.rejected} failed "  # type: ignore[attr-defined]
+        f"({s.discovered} discovered, {s.skipped_known} already stored, "  # type: ignore[attr-defined]
+        f"{s.requests} requests, {s.duration_s:.1f} s)"  # type: ignore[attr-defined]
+    )
+    if s.failures_by_reason:  # type: ignore[attr-defined]
+        reasons = ", ".join(f"{k}: {v}" for k, v in s.failures_by_reason.items())  # type: ignore[attr-defined]
+        print(f"failures by reason: {reasons}")
+    print(f'query it: duckdb -readonly {db}  or  baotintuc query "select count(*) from articles"')
+
+
+def cmd_crawl(args: argparse.Namespace) -> int:
+    settings = _settings()
+    base = (args.base_url or settings.crawl.base_url).rstrip("/")
+    db = Path(args.db) if args.db else settings.paths.db_path
+    if err := _check_writable(db):
+        return _fail(err)
+    from flows.spider import is_loopback
+
+    if not is_loopback(base):
+        why = probe_origin(base, settings.crawl.offline_probe_timeout)
+        if why:
+            return _fail(
+                f"cannot reach {base} ({why}); this machine looks offline. "
+                "Run `make demo` to try the pipeline on the bundled offline mirror."
+            )
+    return _run_ingest(settings, base, db, args.since, args.max_pages, args.categories, args.mode)
+
+
+def _run_ingest(
+    settings: Settings,
+    base: str,
+    db: Path,
+    since: date | None,
+    max_pages: int | None,
+    categories: str | None,
+    mode: str,
+) -> int:
+    from crawler.site import category_by_key
+    from flows.ingest import ingest
+    from flows.spider import CrawlFailed
+    from warehouse.db import WarehouseLocked
+
+    cats = [c.strip() for c in categories.split(",") if c.strip()] if categories else None
+    unknown = [c for c in cats or [] if category_by_key(c) is None]
+    if unknown:
+        return _fail(f"--categories: unknown category {', '.join(unknown)}")
+    try:
+        summary = ingest(
+            base_url=base,
+            db_path=str(db),
+            since=since,
+            max_pages=max_pages,
+            categories=cats,
+            mode=mode,
+        )
+    except WarehouseLocked as exc:
+        return _fail(str(exc))
+    except CrawlFailed as exc:
+        return _fail(f"crawl failed: {exc}", EXIT_FAILED)
+    print_summary(summary, db)
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    settings = _settings()
+    from mirror.build import ensure_built
+    from mirror.server import MirrorServer
+
+    site_dir = ensure_built(settings.mirror.site_dir.parent)
+    db = Path(args.db) if args.db else settings.paths.data_dir / "demo.duckdb"
+    with MirrorServer(site_dir, host=settings.mirror.host, port=args.port) as srv:
+        print(f"offline mirror of baotintuc.vn serving {site_dir} at {srv.base_url}")
+        code = _run_ingest(settings, srv.base_url, db, None, args.max_pages, None, "all")
+    if code != EXIT_OK:
+        return code
+    _print_queries(db, DEMO_QUERIES)
+    return EXIT_OK
+
+
+def _print_queries(db: Path, queries: tuple[tuple[str, str], ...]) -> None:
+    from warehouse.db import connect
+
+    with connect(db, read_only=True) as con:
+        for title, sql in queries:
+            print(f"\n-- {title}\n{sql};")
+            con.sql(sql).show(max_width=160)
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    db = Path(args.db) if args.db else settings.paths.db_path
+    if not db.exists():
+        return _fail(f"no database at {db}: run `make run` or `make demo` first")
+    from warehouse.db import connect
+
+    with connect(db, read_only=True) as con:
+        con.sql(args.sql).show(max_width=200)
+    return EXIT_OK
+
+
+def cmd_mirror(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    from mirror.build import ensure_built
+
+    site_dir = ensure_built(settings.mirror.site_dir.parent, force=args.action == "build")
+    if args.action == "build":
+        print(f"mirror built in {site_dir}")
+        return EXIT_OK
+    from mirror.server import MirrorServer
+
+    port = args.port or settings.mirror.port
+    with MirrorServer(site_dir, host=settings.mirror.host, port=port) as srv:
+        print(f"serving the offline mirror at {srv.base_url} (Ctrl-C to stop)")
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="baotintuc", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("crawl", help="discover, fetch, clean and load the newest articles")
+    c.add_argument("--base-url", help="fetch from this origin instead (stored URLs stay canonical)")
+    c.add_argument("--db", help="DuckDB file (default: paths.db_path)")
+    c.add_argument(
+        "--since",
+        type=_parse_since,
+        help="keep articles published on/after YYYY-MM-DD (Vietnam time)",
+    )
+    c.add_argument("--max-pages", type=_positive, help="listing pages per category")
+    c.add_argument("--categories", help="comma-separated category keys, slugs or ids")
+    c.add_argument("--mode", choices=("all", "rss", "listings"), default="all")
+    c.set_defaults(func=cmd_crawl)
+
+    d = sub.add_parser("demo", help="run the job against the bundled offline mirror and query it")
+    d.add_argument("--db", help="DuckDB file (default: data/demo.duckdb)")
+    d.add_argument("--port", type=int, default=0)
+    d.add_argument(
+        "--max-pages",
+        type=_positive,
+        default=50,
+        help="listing pages per category (the demo sweeps the whole mirror)",
+    )
+    d.set_defaults(func=cmd_demo)
+
+    q = sub.add_parser("query", help="run read-only SQL against the database")
+    q.add_argument("sql")
+    q.add_argument("--db")
+    q.set_defaults(func=cmd_query)
+
+    m = sub.add_parser("mirror", help="build or serve the offline mirror")
+    m.add_argument("action", choices=("build", "serve"))
+    m.add_argument("--port", type=int, default=0)
+    m.set_defaults(func=cmd_mirror)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        return _fail(f"bad configuration: {exc}")
+    except KeyboardInterrupt:
+        return _fail("interrupted", EXIT_FAILED)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
