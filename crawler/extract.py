@@ -39,8 +39,14 @@ class Body:
     markdown: str
 
 
-def _container(parts: Iterable[lxml.html.HtmlElement], figure_xpath: str) -> str:
-    """One ``<article>`` holding copies of the parts, junk removed, figures → placeholders."""
+def _container(
+    parts: Iterable[lxml.html.HtmlElement], figure_xpath: str, *, flat_lists: bool = False
+) -> str:
+    """One ``<article>`` holding copies of the parts, junk removed, figures → placeholders.
+
+    ``flat_lists`` turns list items into paragraphs: trafilatura's text output would
+    otherwise prefix them with ``- ``, indistinguishable from a dialogue dash.
+    """
     root = lxml.html.Element("article")
     n = 0
     for part in parts:
@@ -57,6 +63,9 @@ def _container(parts: Iterable[lxml.html.HtmlElement], figure_xpath: str) -> str
             n += 1
         for junk in part.xpath(JUNK_XPATH):
             junk.drop_tree()
+        if flat_lists:
+            for el in part.iter("li", "ul", "ol"):
+                el.tag = "p" if el.tag == "li" else "div"
         root.append(part)
     body = lxml.html.tostring(root, encoding="unicode")
     return f"<html><body>{body}</body></html>"
@@ -106,8 +115,9 @@ def extract_body(
 ) -> Body:
     """Body blocks of the given containers; ``images[i]`` is the i-th ``figure_xpath`` match."""
     html = _container(parts, figure_xpath)
+    flat = _container(parts, figure_xpath, flat_lists=True)
     text_blocks = [
-        b for b in blocks(_trafilatura(html, markdown=False, url=url))
+        b for b in blocks(_trafilatura(flat, markdown=False, url=url))
         if not _PLACEHOLDER_RE.fullmatch(b)
     ]
     md_blocks = blocks(_trafilatura(html, markdown=True, url=url))

@@ -15,7 +15,7 @@ _TOKEN_RE = re.compile(r"\w+", re.UNICODE)
 
 
 def clean_text(s: str | None) -> str:
-    """Display form: entities decoded, NFC, nbsp → space, invisibles dropped, whitespace collapsed."""
+    """Display form: entities decoded, NFC, nbsp → space, invisibles gone, whitespace collapsed."""
     if not s:
         return ""
     if "&" in s:

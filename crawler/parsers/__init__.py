@@ -1,0 +1,44 @@
+"""Article page → :class:`ParsedArticle`: the site's layout versions, then a generic fallback."""
+
+from __future__ import annotations
+
+from crawler.parsers.baotintuc import VERSIONS, BaotintucParser
+from crawler.parsers.generic import parse_generic
+from crawler.parsers.model import ImageRecord, ParsedArticle, ParseError
+from crawler.parsers.page import Page, decode_html
+from crawler.urls import article_id, to_canonical
+
+__all__ = ["ImageRecord", "ParseError", "ParsedArticle", "parse_article", "pick_parser"]
+
+
+def pick_parser(page: Page) -> type[BaotintucParser] | None:
+    """The first layout version whose selectors find a title and a body on the page."""
+    for version in VERSIONS:
+        if version.matches(page):
+            return version
+    return None
+
+
+def parse_article(html: bytes | str, url: str) -> ParsedArticle:
+    """Parse one article page fetched from ``url`` (canonical or mirror URL).
+
+    Raises:
+        ParseError: with a short ``reason`` (``not_article``, ``no_title``, ``empty_body`` …)
+            when no parser can read the page; an empty row is never returned.
+    """
+    text, warnings = decode_html(html)
+    page = Page(text, url, list(warnings))
+    canonical = to_canonical(url, base=url)  # a mirror/stand-in origin maps to the site
+    aid = article_id(canonical)
+    if aid is None:
+        raise ParseError("not_article", f"no article ID in {url}")
+    tree = page.tree  # raises ParseError on empty or unparseable input
+    page_url = page.canonical_url()
+    if page_url and article_id(page_url) not in (None, aid):
+        page.warnings.append("canonical_id_mismatch")
+    if not tree.xpath("//body//text()[normalize-space()]"):
+        raise ParseError("empty_page")
+    version = pick_parser(page)
+    if version is not None:
+        return version(page, aid, canonical).parse()
+    return parse_generic(page, aid, canonical)

@@ -44,7 +44,8 @@ def parse_byline(line: str | None) -> tuple[str | None, list[str], str | None]:
     if "/" in rest:
         names, org = (p.strip() for p in rest.split("/", 1))
         if _is_org(names):  # "TTXVN/Báo Tin tức và Dân tộc": no person at all
-            return byline, [], source or byline
+            group = names.lower().startswith(("nhóm", "pv", "ptv"))
+            return byline, [], source or (org if group and org else byline)
         source = source or org or None
         rest = names
     if rest and _is_org(rest):
@@ -54,7 +55,7 @@ def parse_byline(line: str | None) -> tuple[str | None, list[str], str | None]:
 
 
 def parse_credit(caption: str | None) -> str | None:
-    """Text after the last ``Ảnh…:`` of a caption, or None (``Ảnh: TTXVN phát`` → ``TTXVN phát``)."""
+    """Text after the last ``Ảnh…:`` of a caption (``Ảnh: TTXVN phát`` → ``TTXVN phát``)."""
     text = clean_text(caption)
     last = None
     for last in _CREDIT_RE.finditer(text):  # noqa: B007 - we want the last match

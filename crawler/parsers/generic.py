@@ -1,0 +1,91 @@
+"""Fallback for pages of no known layout: JSON-LD, meta tags, trafilatura metadata + body."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trafilatura
+
+from crawler.extract import EXTRACTOR_VERSION, extract_page
+from crawler.parsers import common
+from crawler.parsers.byline import parse_byline
+from crawler.parsers.dates import resolve_dates
+from crawler.parsers.model import ImageRecord, ParsedArticle, ParseError
+from crawler.parsers.page import Page, text_of
+from crawler.text import clean_text, word_count
+
+VERSION = "generic-1"
+ARTICLE_TYPES = ("NewsArticle", "Article", "ReportageNewsArticle", "BlogPosting")
+# Site clutter to prune when trafilatura reads the whole page.
+PRUNE_XPATH = (
+    "//ul[contains(@class,'list-concern')]", "//div[contains(@class,'keysword')]",
+    "//div[contains(@class,'author')]", "//div[contains(@class,'widget')]",
+    "//figure", "//figcaption", "//ins", "//iframe",
+)
+
+
+def _ld_name(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return value.get("name")
+    if isinstance(value, list) and value:
+        return _ld_name(value[0])
+    return value if isinstance(value, str) else None
+
+
+def is_article_page(page: Page) -> bool:
+    og_type = (page.meta_first("og:type") or "").lower()
+    return og_type == "article" or page.ld_of_type(*ARTICLE_TYPES) is not None
+
+
+def parse_generic(page: Page, article_id: str, url: str) -> ParsedArticle:
+    """Read any article page from its machine metadata and trafilatura's body."""
+    if not is_article_page(page):
+        raise ParseError("not_article", "no known layout, no og:type=article or NewsArticle")
+    ld = page.ld_of_type(*ARTICLE_TYPES) or {}
+    doc = trafilatura.bare_extraction(page.html, url=url, with_metadata=True)
+    title = clean_text(page.meta_first("og:title") or ld.get("headline")
+                       or (doc.title if doc else None))
+    if not title:
+        raise ParseError("no_title", "generic")
+    sapo = clean_text(page.meta_first("og:description", "description") or ld.get("description"))
+    body = extract_page(page.html, url=url, title=title, sapo=sapo, prune_xpath=PRUNE_XPATH)
+    if not body.text:
+        raise ParseError("empty_body", "generic")
+    dates = resolve_dates(
+        meta=page.meta_first("article:published_time"), jsonld=ld.get("datePublished"),
+        visible=None, article_id=article_id,
+        modified=ld.get("dateModified") or page.meta_first("article:modified_time"),
+    )
+    if dates is None:
+        raise ParseError("no_date", "generic")
+    # JSON-LD/trafilatura authors glue name and agency ("Bùi GiangTTXVN"); meta author is
+    # the site name. Only a printed ``.author`` element is trusted.
+    printed = page.tree.xpath("//*[contains(concat(' ', @class, ' '), ' author ')]")
+    line = text_of(printed[0]) if printed else None
+    byline, authors, source = parse_byline(line if line and len(line) <= 120 else None)
+    videos: list[str] = []
+    for src in page.tree.xpath("//iframe[contains(@src, 'Player.aspx')]/@src"
+                               " | //video/@src | //video/source/@src"):
+        if common.player_video_url(str(src)) not in videos:
+            videos.append(common.player_video_url(str(src)))
+    section = clean_text(page.meta_first("article:section"))
+    crumb_name, crumb_href = common.breadcrumb_leaf(page)
+    cat_id, parent_id = common.category_ids_from_href(crumb_href)
+    if cat_id is None:
+        cat_id, parent_id = common.category_from_url(url)
+    image = page.meta_first("og:image")
+    images = [ImageRecord(0, common.full_size_image(image), "", None)] if image else []
+    tags = [clean_text(t) for t in page.meta.get("article:tag", []) if clean_text(t)]
+    return ParsedArticle(
+        article_id=article_id, url=url, title=title, sapo=sapo or None,
+        body_text=body.text, body_markdown=body.markdown,
+        byline=byline, authors=authors, source=source,
+        published_at=dates.published_at, modified_at=dates.modified_at,
+        date_source=dates.source, date_disagreement=dates.disagreement,
+        category=section or clean_text(crumb_name) or None, category_id=cat_id,
+        parent_category_id=parent_id, tags=tags, related_article_ids=[],
+        word_count=word_count(body.text), kind=common.kind_from_url(url) or "article",
+        video_urls=videos, images=images,
+        parser_version=VERSION, extractor_version=EXTRACTOR_VERSION,
+        warnings=[*page.warnings, "generic_parser"],
+    )

@@ -1,0 +1,131 @@
+"""Text normalisation, search keys, bylines, credits and dates: edge cases."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from crawler.parsers.byline import parse_byline, parse_credit
+from crawler.parsers.dates import VN_TZ, parse_visible, resolve_dates
+from crawler.parsers.page import decode_html
+from crawler.text import clean_text, search_key, token_f1, word_count
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("Ng&agrave;y 12/7,&nbsp;c&ocirc;ng an", "Ngày 12/7, công an"),
+        ("  a\u00a0\u00a0b\t\n c  ", "a b c"),
+        ("zero\u200bwidth\ufeff soft\u00adhyphen", "zerowidth softhyphen"),
+        ("Hoa\u0300 bi\u0300nh", "Hoà bình"),  # NFD → NFC
+        ("PCCC&amp;CNCH", "PCCC&CNCH"),
+        ("", ""),
+        (None, ""),
+    ],
+)
+def test_clean_text(raw: str | None, clean: str) -> None:
+    assert clean_text(raw) == clean
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "key"),
+    [
+        ("dân vận", "Dân Vận", "dan van"),
+        ("hoà", "hòa", "hoa"),
+        ("thuý", "thúy", "thuy"),
+        ("Đà Nẵng", "DA NANG", "da nang"),
+        ("Hoa\u0300", "hoà", "hoa"),
+    ],
+)
+def test_search_key(a: str, b: str, key: str) -> None:
+    assert search_key(a) == search_key(b) == key
+
+
+def test_token_f1() -> None:
+    assert token_f1("a b c d", "a b c d") == 1.0
+    assert token_f1("", "") == 1.0
+    assert token_f1("a b", "") == 0.0
+    assert token_f1("a b c d", "a b") == pytest.approx(2 * 0.5 * 1 / 1.5)
+    assert token_f1("Hòa, bình.", "hòa bình") == 1.0
+    assert word_count("a  b\n\nc") == 3
+
+
+@pytest.mark.parametrize(
+    ("line", "byline", "authors", "source"),
+    [
+        ("Kim Anh (TTXVN)", "Kim Anh (TTXVN)", ["Kim Anh"], "TTXVN"),
+        ("Lê Sen – Hồng Phát (TTXVN)", "Lê Sen – Hồng Phát (TTXVN)", ["Lê Sen", "Hồng Phát"],
+         "TTXVN"),
+        ("Tin, ảnh: Đậu Tất Thành (TTXVN)", "Tin, ảnh: Đậu Tất Thành (TTXVN)",
+         ["Đậu Tất Thành"], "TTXVN"),
+        ("Chùm ảnh, clip: Lưu Niệm/Báo Tin tức", "Chùm ảnh, clip: Lưu Niệm/Báo Tin tức",
+         ["Lưu Niệm"], "Báo Tin tức"),
+        ("TTXVN/Báo Tin tức và Dân tộc", "TTXVN/Báo Tin tức và Dân tộc", [],
+         "TTXVN/Báo Tin tức và Dân tộc"),
+        ("Bài và ảnh: Minh Anh - Ngọc Thành", "Bài và ảnh: Minh Anh - Ngọc Thành",
+         ["Minh Anh", "Ngọc Thành"], None),
+        ("Bùi Giang\u00a0 (TTXVN)   ", "Bùi Giang (TTXVN)", ["Bùi Giang"], "TTXVN"),
+        ("Hồng Nhung và Thu Hà, Văn Đức (TTXVN)", "Hồng Nhung và Thu Hà, Văn Đức (TTXVN)",
+         ["Hồng Nhung", "Thu Hà", "Văn Đức"], "TTXVN"),
+        ("Nhóm PV/Báo Tin tức", "Nhóm PV/Báo Tin tức", [], "Báo Tin tức"),
+        ("Theo TTXVN", "Theo TTXVN", [], "TTXVN"),
+        ("", None, [], None),
+        (None, None, [], None),
+    ],
+)
+def test_parse_byline(line: str | None, byline: str | None, authors: list[str],
+                      source: str | None) -> None:
+    assert parse_byline(line) == (byline, authors, source)
+
+
+@pytest.mark.parametrize(
+    ("caption", "credit"),
+    [
+        ("Ảnh tư liệu: Trần Xuân Tình/TTXVN", "Trần Xuân Tình/TTXVN"),
+        ("Đối tượng bị bắt giữ. Ảnh: TTXVN ph&aacute;t", "TTXVN phát"),
+        ("Ảnh minh họa: TTXVN", "TTXVN"),
+        ("Kỳ thủ giành HCV. Ảnh: TTXVN", "TTXVN"),
+        ("Múa xòe. (Ảnh: Hoàng Hiếu/TTXVN)", "Hoàng Hiếu/TTXVN"),
+        ("Ảnh: A. Ảnh chân dung: Nguyễn B", "Nguyễn B"),
+        ("Hiện trường vụ tai nạn.\u00a0", None),
+        ("Chụp ảnh cùng gia đình", None),
+        ("", None),
+    ],
+)
+def test_parse_credit(caption: str, credit: str | None) -> None:
+    assert parse_credit(caption) == credit
+
+
+def test_visible_dates() -> None:
+    assert parse_visible("Thứ Bảy, 12/07/2025 21:11") == datetime(2025, 7, 12, 21, 11,
+                                                                   tzinfo=VN_TZ)
+    assert parse_visible("10:05 Ngày 03/02/2018") == datetime(2018, 2, 3, 10, 5, tzinfo=VN_TZ)
+    assert parse_visible("0914.914.999") is None
+
+
+def test_resolve_dates_priority_and_disagreement() -> None:
+    d = resolve_dates(meta="2025-07-12T21:11:00+07:00", jsonld="2025-07-12T14:11:00Z",
+                      visible="Thứ Bảy, 12/07/2025 21:12", article_id="20250712205905640")
+    assert d is not None and d.source == "meta" and not d.disagreement
+    assert d.published_at.isoformat() == "2025-07-12T21:11:00+07:00"
+    d = resolve_dates(meta=None, jsonld=None, visible="Thứ Bảy, 12/07/2025 21:15",
+                      article_id="20250712205905640", modified="2025-07-12T22:00:00+07:00")
+    assert d is not None and d.source == "visible"
+    assert d.modified_at is not None and d.modified_at.isoformat() == "2025-07-12T22:00:00+07:00"
+    d = resolve_dates(meta="2025-07-12T21:11:00+07:00", jsonld=None,
+                      visible="Thứ Bảy, 12/07/2025 21:15", article_id=None)
+    assert d is not None and d.disagreement
+    d = resolve_dates(meta="not a date", jsonld=None, visible=None,
+                      article_id="20250712205905640")
+    assert d is not None and d.source == "id17"
+    assert d.published_at.isoformat() == "2025-07-12T20:59:05+07:00"
+    assert resolve_dates(meta=None, jsonld=None, visible=None, article_id="x") is None
+
+
+def test_decode_html_fallbacks() -> None:
+    assert decode_html("đã".encode()) == ("đã", [])
+    text, warnings = decode_html('<meta charset="windows-1258"><p>\xe0</p>'.encode("latin-1"))
+    assert text.endswith("<p>à</p>") and warnings == ["decoded_as:windows-1258"]
+    text, warnings = decode_html(b"<p>ok \xff</p>")
+    assert text == "<p>ok \ufffd</p>" and warnings == ["invalid_utf8_replaced"]
