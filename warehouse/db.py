@@ -1,0 +1,297 @@
+"""Opening the DuckDB warehouse: bounded lock retry, numbered migrations, views.
+
+DuckDB lets one process hold a file read-write, and while it does no other process can
+open it at all, readers included. Writers therefore keep connections short
+(:func:`writer`), and :func:`connect` waits a bounded time for a lock held by another
+process, logging one line that names that process, before raising :class:`WarehouseLocked`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import duckdb
+
+if TYPE_CHECKING:
+    from config import WarehouseSettings
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_DIR = Path(__file__).with_name("schema")
+VIEWS_DIR = Path(__file__).with_name("views")
+SITE_TIMEZONE = "Asia/Ho_Chi_Minh"
+
+_LOCK_RE = re.compile(r"Conflicting lock is held in (?P<holder>.*?) \(PID (?P<pid>\d+)\)")
+_MIGRATION_RE = re.compile(r"^(?P<version>\d{3,})_(?P<name>[a-z0-9_]+)\.sql$")
+
+
+class WarehouseLocked(RuntimeError):
+    """Another process holds the DuckDB file and did not let go within the timeout."""
+
+    def __init__(self, path: Path, waited: float, pid: int | None, holder: str | None) -> None:
+        self.path = path
+        self.waited = waited
+        self.pid = pid
+        self.holder = holder
+        who = _describe_holder(pid, holder)
+        stop = f" (`kill {pid}`)" if pid else ""
+        super().__init__(
+            f"warehouse {path} is locked by {who}; gave up after waiting {waited:.1f}s. "
+            "DuckDB allows a single process to open the file while it writes (readers "
+            "included). Wait for that process to finish, or stop it if it is stuck"
+            f"{stop}, then retry; to wait longer raise warehouse.lock_timeout_seconds "
+            "(env BTT_WAREHOUSE__LOCK_TIMEOUT_SECONDS)."
+        )
+
+
+def _process_cmdline(pid: int) -> str | None:
+    """The command line of ``pid`` (Linux /proc), or None."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    cmd = raw.replace(b"\0", b" ").decode("utf-8", "replace").strip()
+    return cmd[:200] or None
+
+
+def _describe_holder(pid: int | None, holder: str | None) -> str:
+    if pid is None:
+        return "another process"
+    cmd = _process_cmdline(pid) or holder or "?"
+    return f"another process (PID {pid}: {cmd})"
+
+
+def _lock_conflict(err: duckdb.Error) -> tuple[int | None, str | None] | None:
+    """(pid, program) when ``err`` is DuckDB's file lock conflict, else None."""
+    text = str(err)
+    if "Could not set lock on file" not in text:
+        return None
+    m = _LOCK_RE.search(text)
+    if not m:
+        return None, None
+    return int(m["pid"]), m["holder"]
+
+
+def connect(
+    path: str | Path,
+    *,
+    read_only: bool = False,
+    lock_timeout: float = 60.0,
+    retry_interval: float = 1.0,
+    timezone: str | None = SITE_TIMEZONE,
+) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse, waiting up to ``lock_timeout`` s for another process's lock.
+
+    Args:
+        path: the DuckDB file (its parent directory is created) or ``":memory:"``.
+        read_only: open read-only (several read-only processes may share the file).
+        lock_timeout: seconds to keep retrying while another process holds the file.
+        retry_interval: seconds between attempts.
+        timezone: session ``TimeZone`` for TIMESTAMPTZ display/arithmetic (None: keep
+            DuckDB's default). Stored values are instants either way.
+
+    Raises:
+        WarehouseLocked: the file stayed locked for ``lock_timeout`` seconds.
+    """
+    db = str(path)
+    file = Path(db)
+    if db != ":memory:" and not read_only:
+        file.parent.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    warned = False
+    while True:
+        try:
+            con = duckdb.connect(db, read_only=read_only)
+            break
+        except duckdb.IOException as err:
+            conflict = _lock_conflict(err)
+            if conflict is None:
+                raise
+            pid, holder = conflict
+            waited = time.monotonic() - start
+            if waited >= lock_timeout:
+                raise WarehouseLocked(file, waited, pid, holder) from None
+            if not warned:
+                logger.warning(
+                    "warehouse %s is locked by %s; waiting up to %.0fs (retry every %.1fs)",
+                    file,
+                    _describe_holder(pid, holder),
+                    lock_timeout,
+                    retry_interval,
+                )
+                warned = True
+            time.sleep(max(0.01, min(retry_interval, lock_timeout - waited)))
+    if warned:
+        logger.info("warehouse %s opened after waiting %.1fs", file, time.monotonic() - start)
+    if timezone:
+        con.execute(f"SET TimeZone = '{timezone}'")
+    return con
+
+
+def _checksum(sql: str) -> str:
+    return hashlib.sha256(sql.encode("utf-8")).hexdigest()
+
+
+def migration_files(schema_dir: Path = SCHEMA_DIR) -> list[tuple[int, str, Path]]:
+    """``(version, name, path)`` of ``schema_dir/NNN_name.sql`` in version order."""
+    found: dict[int, tuple[int, str, Path]] = {}
+    for p in sorted(schema_dir.glob("*.sql")):
+        m = _MIGRATION_RE.match(p.name)
+        if not m:
+            raise ValueError(f"migration file {p} is not named NNN_name.sql")
+        version = int(m["version"])
+        if version in found:
+            raise ValueError(f"two migrations share version {version}: {found[version][2]}, {p}")
+        found[version] = (version, m["name"], p)
+    return [found[v] for v in sorted(found)]
+
+
+def migrate(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    schema_dir: Path = SCHEMA_DIR,
+    views_dir: Path = VIEWS_DIR,
+) -> list[str]:
+    """Apply pending ``schema/NNN_*.sql`` files (one transaction each), then views and seeds.
+
+    Returns the names of the migrations applied (``[]`` when the database is up to date;
+    then nothing in it changes).
+    """
+    con.execute(
+        "create table if not exists schema_migrations (version integer primary key, "
+        "name varchar not null, checksum varchar, applied_at timestamptz not null "
+        "default now())"
+    )
+    applied = {
+        int(v): c
+        for v, c in con.execute("select version, checksum from schema_migrations").fetchall()
+    }
+    done: list[str] = []
+    for version, name, path in migration_files(schema_dir):
+        sql = path.read_text(encoding="utf-8")
+        if version in applied:
+            if applied[version] and applied[version] != _checksum(sql):
+                logger.warning(
+                    "migration %s changed after it was applied; add a new numbered file "
+                    "instead of editing an applied one",
+                    path.name,
+                )
+            continue
+        con.execute("begin transaction")
+        try:
+            con.execute(sql)
+            con.execute(
+                "insert into schema_migrations (version, name, checksum, applied_at) "
+                "values (?, ?, ?, now())",
+                [version, name, _checksum(sql)],
+            )
+            con.execute("commit")
+        except BaseException:
+            con.execute("rollback")
+            raise
+        logger.info("applied migration %s", path.name)
+        done.append(f"{version:03d}_{name}")
+    refresh_views(con, views_dir=views_dir, force=bool(done))
+    seed_categories(con)
+    return done
+
+
+def refresh_views(
+    con: duckdb.DuckDBPyConnection, *, views_dir: Path = VIEWS_DIR, force: bool = False
+) -> list[str]:
+    """(Re)create the views of ``views_dir/*.sql`` whose SQL changed (all when ``force``)."""
+    known = dict(con.execute("select name, checksum from schema_views").fetchall())
+    refreshed: list[str] = []
+    for path in sorted(views_dir.glob("*.sql")):
+        sql = path.read_text(encoding="utf-8")
+        checksum = _checksum(sql)
+        if not force and known.get(path.stem) == checksum:
+            continue
+        con.execute("begin transaction")
+        try:
+            con.execute(sql)
+            con.execute(
+                "insert into schema_views (name, checksum, applied_at) values (?, ?, now()) "
+                "on conflict (name) do update set checksum = excluded.checksum, "
+                "applied_at = excluded.applied_at",
+                [path.stem, checksum],
+            )
+            con.execute("commit")
+        except BaseException:
+            con.execute("rollback")
+            raise
+        refreshed.append(path.stem)
+    return refreshed
+
+
+def seed_categories(con: duckdb.DuckDBPyConnection) -> int:
+    """Insert the categories of ``crawler.site`` that the table lacks; returns how many."""
+    from crawler.site import ALL_CATEGORIES
+
+    have = {int(r[0]) for r in con.execute("select id from categories").fetchall()}
+    missing = [c for c in ALL_CATEGORIES if c.id not in have]
+    if not missing:
+        return 0
+    now = datetime.now().astimezone()
+    con.executemany(
+        "insert into categories (id, slug, name, parent_id, source, updated_at) "
+        "values (?, ?, ?, ?, 'site', ?) on conflict (id) do nothing",
+        [[c.id, c.slug, c.name, c.parent_id, now] for c in missing],
+    )
+    return len(missing)
+
+
+@contextmanager
+def writer(
+    path: str | Path, settings: WarehouseSettings | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short-lived read-write connection: connect (bounded wait), migrate, yield,
+    checkpoint, close. Keep the ``with`` block to the load itself."""
+    con = connect(path, **_lock_args(settings))
+    try:
+        migrate(con)
+        yield con
+        con.execute("checkpoint")
+    finally:
+        con.close()
+
+
+@contextmanager
+def reader(
+    path: str | Path, settings: WarehouseSettings | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection (bounded wait while a writer holds the file)."""
+    con = connect(path, read_only=True, **_lock_args(settings))
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def _lock_args(settings: WarehouseSettings | None) -> dict[str, float]:
+    if settings is None:
+        return {}
+    return {
+        "lock_timeout": settings.lock_timeout_seconds,
+        "retry_interval": settings.lock_retry_interval_seconds,
+    }
+
+
+__all__ = [
+    "WarehouseLocked",
+    "connect",
+    "migrate",
+    "migration_files",
+    "reader",
+    "refresh_views",
+    "seed_categories",
+    "writer",
+]
