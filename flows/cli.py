@@ -222,6 +222,27 @@ def cmd_mirror(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_reextract(args: argparse.Namespace) -> int:
+    settings = _settings()
+    db = Path(args.db) if args.db else settings.paths.db_path
+    if not db.exists():
+        return _fail(f"no database at {db}: nothing to re-extract into")
+    from flows.reextract import reextract
+    from warehouse.db import WarehouseLocked
+
+    try:
+        s = reextract(db_path=str(db), since=args.since)
+    except WarehouseLocked as exc:
+        return _fail(str(exc))
+    fields = ", ".join(f"{k}: {v}" for k, v in s.fields_changed.items()) or "none"
+    print(
+        f"re-extracted {s.parsed} of {s.pages} archived articles from {s.archives} WARC files: "
+        f"{s.changed} rows changed, {s.unchanged} unchanged, {s.rejected} rejected, "
+        f"{s.not_stored} not in the database; fields changed: {fields}"
+    )
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="baotintuc", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -249,6 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="listing pages per category (the demo sweeps the whole mirror)",
     )
     d.set_defaults(func=cmd_demo)
+
+    r = sub.add_parser("reextract", help="re-parse the raw archive offline, update changed rows")
+    r.add_argument("--db", help="DuckDB file (default: paths.db_path)")
+    r.add_argument("--since", type=_parse_since, help="only articles published on/after this day")
+    r.set_defaults(func=cmd_reextract)
 
     q = sub.add_parser("query", help="run read-only SQL against the database")
     q.add_argument("sql")
