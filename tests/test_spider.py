@@ -1,0 +1,370 @@
+"""The spider's callbacks on real and hand-written responses (no network)."""
+
+from __future__ import annotations
+
+import gzip
+import sys
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from scrapy import Request  # noqa: E402
+from scrapy.exceptions import (  # noqa: E402
+    DownloadCancelledError,
+    DownloadConnectionRefusedError,
+    DownloadTimeoutError,
+    IgnoreRequest,
+    ResponseDataLossError,
+)
+from scrapy.http import HtmlResponse, Response, TextResponse, XmlResponse  # noqa: E402
+from scrapy.settings import Settings  # noqa: E402
+from scrapy.spidermiddlewares.httperror import HttpError  # noqa: E402
+from scrapy.utils.test import get_crawler  # noqa: E402
+from twisted.python.failure import Failure  # noqa: E402
+
+from crawler.items import DiscoveredArticle, FetchFailure, RawArticle  # noqa: E402
+from crawler.middlewares import (  # noqa: E402
+    BackoffRetryMiddleware,
+    RequestRejected,
+    retry_after_seconds,
+)
+from crawler.spiders.baotintuc import BaotintucSpider, classify_failure  # noqa: E402
+from crawler.urls import article_id  # noqa: E402
+
+BASE = "http://127.0.0.1:8765"
+LISTING = REPO / "tests/resources/listing/listing_phap-luat-475ct0_2025-07-13T2047.html.gz"
+LISTING_URL = f"{BASE}/phap-luat-475ct0.htm"
+# The 20 items of the main list and the 4 of the top block, as printed on the page.
+MAIN_IDS = [
+    "20250713191701431", "20250713181930566", "20250713103406962", "20250712222012046",
+    "20250712172356620", "20250712151305276", "20250712143006367", "20250712124713292",
+    "20250712123032118", "20250712100502617", "20250712093817422", "20250711215257577",
+    "20250711210242081", "20250711193936129", "20250711183753778", "20250711165749458",
+    "20250711154733171", "20250711140623717", "20250711113840250", "20250711113444917",
+]  # fmt: skip
+TOP_IDS = ["20250713172223794", "20250712205905640", "20250712172851049", "20250711214655686"]
+
+RSS = """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>Pháp luật - baotintuc.vn</title>
+<item><title>Bắt giữ vụ buôn lậu</title>
+  <link>https://baotintuc.vn/phap-luat/bat-giu-vu-buon-lau-thuoc-la-so-luong-lon-20250712205905640.htm</link>
+  <guid>https://baotintuc.vn/phap-luat/bat-giu-vu-buon-lau-thuoc-la-so-luong-lon-20250712205905640.htm</guid>
+  <description><![CDATA[<a href="https://baotintuc.vn/x.htm"><img src="https://cdnthumb.baotintuc.vn/a.jpg"></a>Sapo]]></description>
+  <pubDate>Sat, 12 Jul 2025 21:11:00 +0700</pubDate></item>
+<item><title>Same, with tracking</title>
+  <link>https://baotintuc.vn/phap-luat/bat-giu-vu-buon-lau-thuoc-la-so-luong-lon-20250712205905640.htm?utm_source=rss</link></item>
+<item><title>Same, over http</title>
+  <link>http://baotintuc.vn/phap-luat/bat-giu-vu-buon-lau-thuoc-la-so-luong-lon-20250712205905640.htm</link></item>
+<item><title>Print view</title><link>https://baotintuc.vn/in-bai-n20250713000000001.htm</link></item>
+<item><title>Video</title><link>https://baotintuc.vn/video/clip-hay-v20250713080000002.htm</link></item>
+<item><title>Offsite</title><link>https://example.com/phap-luat/tin-khac-20250713090000003.htm</link></item>
+<item><title>Known</title><link>https://baotintuc.vn/phap-luat/da-co-20250713100000004.htm</link></item>
+<item><title>Old</title><link>https://baotintuc.vn/phap-luat/tin-cu-20250701100000005.htm</link></item>
+</channel></rss>
+"""  # noqa: E501
+
+
+def make_spider(tmp_path: Path, **args: str) -> BaotintucSpider:
+    settings = {"BTT_BASE_URL": "https://baotintuc.vn", "BTT_FEEDS": ["tin-moi-nhat"]}
+    crawler = get_crawler(BaotintucSpider, settings)
+    args = {"base_url": BASE, "run_dir": str(tmp_path / "run"), **args}
+    return BaotintucSpider.from_crawler(crawler, **args)
+
+
+def listing_response(page: int = 1) -> HtmlResponse:
+    req = Request(
+        LISTING_URL, meta={"stage": "listing", "category": "phap-luat-475ct0", "page": page}
+    )
+    return HtmlResponse(LISTING_URL, body=gzip.decompress(LISTING.read_bytes()), request=req)
+
+
+def split(out: list[Any]) -> tuple[list[Request], list[DiscoveredArticle]]:
+    return (
+        [o for o in out if isinstance(o, Request)],
+        [o for o in out if isinstance(o, DiscoveredArticle)],
+    )
+
+
+def test_listing_gives_main_and_top_items_once(tmp_path: Path) -> None:
+    spider = make_spider(tmp_path, max_pages="3")
+    requests, found = split(list(spider.parse_listing(listing_response())))
+    articles = [r for r in requests if r.meta["stage"] == "article"]
+    assert sorted(article_id(r.url) or "" for r in articles) == sorted(MAIN_IDS + TOP_IDS)
+    assert all(r.url.startswith(BASE + "/") for r in articles)
+    assert all(r.meta["dont_cache"] and r.errback == spider.on_error for r in articles)
+    assert articles[0].url == (
+        f"{BASE}/an-ninh-trat-tu/tam-giu-doi-tuong-no-sung-lam-bi-thuong-trung-ta-cong-an-"
+        "xa-dong-giang-lam-dong-20250713172223794.htm"
+    )
+    assert [d.article_id for d in found] == [article_id(r.url) for r in articles]
+    assert found[0].url.startswith("https://baotintuc.vn/an-ninh-trat-tu/")
+    assert {d.via for d in found} == {"listing:phap-luat-475ct0:1"}
+    # The same page again (another category listing the same articles): nothing new.
+    again = [r for r in spider.parse_listing(listing_response()) if isinstance(r, Request)]
+    assert all(r.meta["stage"] == "listing" for r in again) and len(again) <= 1
+
+
+def test_listing_next_page(tmp_path: Path) -> None:
+    spider = make_spider(tmp_path, max_pages="2")
+    requests, _ = split(list(spider.parse_listing(listing_response())))
+    pages = [r for r in requests if r.meta["stage"] == "listing"]
+    assert [r.url for r in pages] == [f"{BASE}/phap-luat-475ct0/trang-2.htm"]
+    assert pages[0].meta["page"] == 2
+    assert pages[0].headers.get("Cache-Control") == b"max-age=0"  # revalidate via the cache
+    assert "dont_cache" not in pages[0].meta
+    # max_pages reached: no further page.
+    spider = make_spider(tmp_path, max_pages="1")
+    assert not [r for r in spider.parse_listing(listing_response()) if _is_listing(r)]
+
+
+def test_next_page_from_trang_pattern_without_pagination_markup(tmp_path: Path) -> None:
+    spider = make_spider(tmp_path, max_pages="5")
+    body = gzip.decompress(LISTING.read_bytes()).replace(b"list-pagination", b"no-pagination")
+    url = f"{BASE}/phap-luat-475ct0/trang-3.htm"
+    req = Request(url, meta={"stage": "listing", "category": "phap-luat-475ct0", "page": 3})
+    out = list(spider.parse_listing(HtmlResponse(url, body=body, request=req)))
+    assert [r.url for r in out if _is_listing(r)] == [f"{BASE}/phap-luat-475ct0/trang-4.htm"]
+
+
+def _is_listing(obj: object) -> bool:
+    return isinstance(obj, Request) and obj.meta.get("stage") == "listing"
+
+
+def test_since_stops_pagination_and_skips_old_articles(tmp_path: Path) -> None:
+    # Newest item created 2025-07-13 19:17: with since = 07-14 the page is all older.
+    spider = make_spider(tmp_path, max_pages="5", since="2025-07-14")
+    requests, found = split(list(spider.parse_listing(listing_response())))
+    assert not [r for r in requests if r.meta["stage"] == "listing"]
+    fetched = sorted(article_id(r.url) or "" for r in requests)
+    assert fetched == sorted(i for i in MAIN_IDS + TOP_IDS if i.startswith("20250713"))
+    assert len(found) == len(fetched)
+    assert spider.crawler.stats.get_value("btt/skipped_old") == 24 - len(fetched)
+    # since = 07-13: some items are newer, so the next page is read.
+    spider = make_spider(tmp_path, max_pages="5", since="2025-07-13")
+    assert [r for r in spider.parse_listing(listing_response()) if _is_listing(r)]
+
+
+def test_since_margins(tmp_path: Path) -> None:
+    spider = make_spider(tmp_path, since="2025-07-14")
+    created_2330 = "20250713233000000"  # may be published after midnight: keep paginating
+    assert not spider._too_old(created_2330, timedelta(hours=1))
+    assert spider._too_old("20250713225900000", timedelta(hours=1))
+    assert not spider._too_old("20250713000000000", timedelta(days=1))
+    assert spider._too_old("20250712235959999", timedelta(days=1))
+
+
+def test_feed_items_deduped_rewritten_and_filtered(tmp_path: Path) -> None:
+    skip = tmp_path / "skip_ids.txt"
+    skip.write_text("# known\n20250713100000004\n\n", encoding="utf-8")
+    spider = make_spider(tmp_path, skip_ids=str(skip), since="2025-07-12")
+    url = f"{BASE}/phap-luat.rss"
+    req = Request(url, meta={"stage": "feed", "feed": "phap-luat"})
+    resp = XmlResponse(url, body=RSS.encode(), request=req)
+    requests, found = split(list(spider.parse_feed(resp)))
+    assert [r.url for r in requests] == [
+        f"{BASE}/phap-luat/bat-giu-vu-buon-lau-thuoc-la-so-luong-lon-20250712205905640.htm",
+        f"{BASE}/video/clip-hay-v20250713080000002.htm",
+    ]
+    assert [(d.article_id, d.via) for d in found] == [
+        ("20250712205905640", "rss:phap-luat"),
+        ("20250713080000002", "rss:phap-luat"),
+        ("20250713100000004", "rss:phap-luat"),  # known: discovered, not fetched
+    ]
+    assert found[0].url == (
+        "https://baotintuc.vn/phap-luat/bat-giu-vu-buon-lau-thuoc-la-so-luong-lon-"
+        "20250712205905640.htm"
+    )
+    stats = spider.crawler.stats
+    assert stats.get_value("btt/skipped_known") == 1
+    assert stats.get_value("btt/skipped_old") == 1
+    assert stats.get_value("btt/offsite_links") == 1
+    # The same article in a listing later is not requested again.
+    requests, _ = split(list(spider.parse_listing(listing_response())))
+    assert "20250712205905640" not in {article_id(r.url) for r in requests}
+
+
+def test_feed_served_as_html_is_still_read(tmp_path: Path) -> None:
+    spider = make_spider(tmp_path)
+    url = f"{BASE}/phap-luat.rss"
+    req = Request(url, meta={"stage": "feed", "feed": "phap-luat"})
+    resp = HtmlResponse(url, body=RSS.encode(), request=req)  # wrong type: <link> is void in HTML
+    requests, _ = split(list(spider.parse_feed(resp)))
+    assert len(requests) == 4
+
+
+def test_feed_index_adds_new_feeds_only(tmp_path: Path) -> None:
+    spider = make_spider(tmp_path, feeds="tin-moi-nhat")
+    started = [r.url for r in _drain_start(spider)]
+    assert f"{BASE}/tin-moi-nhat.rss" in started and f"{BASE}/rss.htm" in started
+    body = (
+        '<html><body><a href="/tin-moi-nhat.rss">x</a><a href="/thoi-su.rss">x</a>'
+        '<a href="https://baotintuc.vn/the-gioi.rss">x</a><a href="/rss/kinh-te.rss">x</a>'
+        '<a href="https://example.com/khac.rss">x</a></body></html>'
+    )
+    req = Request(f"{BASE}/rss.htm", meta={"stage": "feed_index"})
+    out = list(spider.parse_feed_index(HtmlResponse(req.url, body=body.encode(), request=req)))
+    assert [r.url for r in out] == [f"{BASE}/thoi-su.rss", f"{BASE}/the-gioi.rss"]
+    assert [r.meta["feed"] for r in out] == ["thoi-su", "the-gioi"]
+
+
+def _drain_start(spider: BaotintucSpider) -> list[Request]:
+    import asyncio
+
+    async def collect() -> list[Request]:
+        return [r async for r in spider.start()]
+
+    return asyncio.run(collect())
+
+
+def test_start_modes_and_categories(tmp_path: Path) -> None:
+    spider = make_spider(tmp_path, mode="listings", categories="phap-luat, 130,kinh-te-128ct0")
+    assert [r.url for r in _drain_start(spider)] == [
+        f"{BASE}/phap-luat-475ct0.htm",
+        f"{BASE}/the-gioi-130ct0.htm",
+        f"{BASE}/kinh-te-128ct0.htm",
+    ]
+    spider = make_spider(tmp_path, mode="rss", feeds="thoi-su", discover_feed_index="false")
+    assert [r.url for r in _drain_start(spider)] == [f"{BASE}/thoi-su.rss"]
+    spider = make_spider(tmp_path, mode="listings")
+    assert len(_drain_start(spider)) == 19  # every top-level category
+    with pytest.raises(ValueError, match="unknown category"):
+        make_spider(tmp_path, categories="khong-co")
+    with pytest.raises(ValueError, match="mode"):
+        make_spider(tmp_path, mode="everything")
+
+
+ARTICLE_URL = f"{BASE}/phap-luat/bat-giu-vu-buon-lau-thuoc-la-so-luong-lon-20250712205905640.htm"
+PAGE = (
+    '<!DOCTYPE html><html lang="vi"><head><meta charset="utf-8"></head><body>'
+    "<h1>Bắt giữ vụ buôn lậu thuốc lá số lượng lớn</h1><p>Lực lượng chức năng đã "
+    "bắt giữ, tạm giữ hàng hóa vi phạm.</p></body></html>"
+).encode()
+
+
+def article_response(
+    body: bytes, ctype: str | None = "text/html; charset=utf-8", **headers: str
+) -> Response:
+    req = Request(
+        ARTICLE_URL,
+        meta={"stage": "article", "article_id": "20250712205905640", "via": "rss:phap-luat"},
+    )
+    hdrs = {**({"Content-Type": ctype} if ctype else {}), **headers}
+    cls = HtmlResponse if ctype is None or "html" in ctype else Response
+    return cls(ARTICLE_URL, body=body, headers=hdrs, request=req)
+
+
+def test_article_archived_with_canonical_url(tmp_path: Path) -> None:
+    spider = make_spider(tmp_path)
+    (item,) = list(spider.parse_article(article_response(PAGE, ETag='"x"')))
+    assert isinstance(item, RawArticle)
+    assert item.url == (
+        "https://baotintuc.vn/phap-luat/bat-giu-vu-buon-lau-thuoc-la-so-luong-lon-"
+        "20250712205905640.htm"
+    )
+    assert item.fetch_url == ARTICLE_URL
+    assert item.article_id == "20250712205905640"
+    assert item.body == PAGE and item.status == 200 and item.via == "rss:phap-luat"
+    assert ("Etag", '"x"') in item.headers  # Scrapy title-cases header names
+    assert item.fetched_at.tzinfo is not None
+
+
+@pytest.mark.parametrize(
+    ("body", "ctype", "headers", "reason"),
+    [
+        (b"%PDF-1.4 binary", "application/pdf", {}, "non_html"),
+        (b"", "text/html; charset=utf-8", {}, "empty_body"),
+        (b"   \n", "text/html; charset=utf-8", {}, "empty_body"),
+        (PAGE[:50], "text/html; charset=utf-8", {"Content-Length": str(len(PAGE))}, "truncated"),
+        ("Bắt giữ ".encode("utf-16-le") * 50, "text/html; charset=utf-8", {}, "non_html"),
+    ],
+)
+def test_article_rejections(
+    tmp_path: Path, body: bytes, ctype: str, headers: dict[str, str], reason: str
+) -> None:
+    spider = make_spider(tmp_path)
+    (failure,) = list(spider.parse_article(article_response(body, ctype, **headers)))
+    assert isinstance(failure, FetchFailure)
+    assert (failure.reason, failure.stage, failure.status) == (reason, "article", 200)
+    assert failure.url.startswith("https://baotintuc.vn/phap-luat/")
+
+
+def test_undecodable_page_is_rejected(tmp_path: Path) -> None:
+    spider = make_spider(tmp_path)
+    garbage = PAGE.decode("utf-8").encode("utf-16-be")[2:] * 4  # not UTF-8 at all
+    body = b"<!DOCTYPE html><html><body>" + bytes(b if b else 0xFF for b in garbage)
+    (failure,) = list(spider.parse_article(article_response(body)))
+    assert isinstance(failure, FetchFailure) and failure.reason == "invalid_encoding"
+    few_bad = PAGE.replace("ắ".encode(), b"\xe1\xba")
+    (item,) = list(spider.parse_article(article_response(few_bad)))
+    assert isinstance(item, RawArticle) and item.body == few_bad
+
+
+def _failure(exc: Exception, url: str = ARTICLE_URL) -> Failure:
+    try:
+        raise exc
+    except Exception:
+        failure = Failure()
+    failure.request = Request(url, meta={"stage": "article"})  # type: ignore[attr-defined]
+    return failure
+
+
+def test_errback_reasons(tmp_path: Path) -> None:
+    req = Request(ARTICLE_URL)
+    resp_404 = TextResponse(ARTICLE_URL, status=404, body=b"nope", request=req)
+    cases = [
+        (HttpError(resp_404, "Ignoring non-200 response"), "http_404", 404),
+        (DownloadTimeoutError("took longer"), "timeout", None),
+        (DownloadConnectionRefusedError("refused"), "connection_error", None),
+        (ResponseDataLossError(), "truncated", None),
+        (DownloadCancelledError("larger than download max size"), "too_large", None),
+        (IgnoreRequest("Forbidden by robots.txt"), "robots_forbidden", None),
+        (IgnoreRequest("max redirections reached"), "redirect_loop", None),
+        (RequestRejected("redirect_offsite", "x -> y"), "redirect_offsite", None),
+    ]
+    for exc, reason, status in cases:
+        assert classify_failure(_failure(exc))[:2] == (reason, status)
+    spider = make_spider(tmp_path)
+    (row,) = list(spider.on_error(_failure(DownloadTimeoutError("slow"))))
+    assert row.to_json()["url"] == (
+        "https://baotintuc.vn/phap-luat/bat-giu-vu-buon-lau-thuoc-la-so-luong-lon-"
+        "20250712205905640.htm"
+    )
+    assert (row.stage, row.reason, row.status) == ("article", "timeout", None)
+
+
+def test_retry_after_and_backoff() -> None:
+    assert retry_after_seconds(b"7") == 7.0
+    assert retry_after_seconds(None) is None and retry_after_seconds(b"soon") is None
+    later = datetime.now(UTC) + timedelta(seconds=30)
+    assert 25 <= (retry_after_seconds(format_datetime(later, usegmt=True)) or 0) <= 31
+    past = format_datetime(datetime(2020, 1, 1, tzinfo=UTC), usegmt=True)
+    assert retry_after_seconds(past) == 0.0
+    mw = BackoffRetryMiddleware(Settings({"RETRY_BACKOFF_BASE": 2.0, "RETRY_BACKOFF_MAX": 10}))
+    assert [mw.backoff_delay(n) for n in (1, 2, 3, 4)] == [2.0, 4.0, 8.0, 10.0]
+    resp = Response(ARTICLE_URL, status=429, headers={"Retry-After": "3"})
+    assert mw.backoff_delay(1, resp) == 3.0
+    resp = Response(ARTICLE_URL, status=503, headers={"Retry-After": "3600"})
+    assert mw.backoff_delay(1, resp) == 10.0  # capped
+
+
+def test_scrapy_settings_come_from_config() -> None:
+    from config import load_settings
+    from crawler import settings as s
+
+    crawl = load_settings().crawl
+    assert crawl.full_user_agent == s.USER_AGENT and "baotintuc-pipeline" in s.USER_AGENT
+    assert s.ROBOTSTXT_OBEY is crawl.obey_robots_txt
+    assert (crawl.download_delay, crawl.download_timeout) == (s.DOWNLOAD_DELAY, s.DOWNLOAD_TIMEOUT)
+    assert crawl.concurrent_requests == s.CONCURRENT_REQUESTS_PER_DOMAIN
+    assert crawl.max_page_bytes == s.DOWNLOAD_MAXSIZE
+    assert crawl.retry_times == s.RETRY_TIMES
+    assert s.REMOTE_CONTROL_ENABLED is False and s.TELNETCONSOLE_ENABLED is False
+    assert s.COOKIES_ENABLED is False and s.HTTPCACHE_ENABLED is True
+    assert s.HTTPCACHE_POLICY.endswith("RFC2616Policy")
