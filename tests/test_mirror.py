@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import socket
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -13,13 +12,12 @@ from urllib.parse import quote
 
 import pytest
 
-if str(Path(__file__).resolve().parents[1]) not in sys.path:  # until pytest has pythonpath=.
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from mirror.server import Fault, MirrorServer, parse_fault
 
-PAGE = "<!DOCTYPE html><html lang='vi'><head><title>Tin</title></head><body><p>Buôn lậu</p>" \
+PAGE = (
+    "<!DOCTYPE html><html lang='vi'><head><title>Tin</title></head><body><p>Buôn lậu</p>"
     "</body></html>"
+)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -30,8 +28,9 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_NoRedirect)
 
 
-def fetch(url: str, headers: dict[str, str] | None = None, method: str = "GET",
-          timeout: float = 5) -> tuple[int, dict[str, str], bytes]:
+def fetch(
+    url: str, headers: dict[str, str] | None = None, method: str = "GET", timeout: float = 5
+) -> tuple[int, dict[str, str], bytes]:
     """(status, headers, body) without following redirects; HTTP errors are returned."""
     req = urllib.request.Request(url, headers=headers or {}, method=method)
     try:
@@ -84,8 +83,9 @@ def test_utf8_tag_path_and_head(srv: MirrorServer) -> None:
 
 def test_raw_utf8_request_line(srv: MirrorServer) -> None:
     with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as s:
-        s.sendall("GET /tags/buôn+lậu.htm HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-                  .encode())
+        s.sendall(
+            "GET /tags/buôn+lậu.htm HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+        )
         assert s.recv(64).startswith(b"HTTP/1.1 200")
 
 
@@ -220,3 +220,196 @@ def test_shutdown_with_hung_handler(small_site: Path) -> None:
     assert sock.recv(10) == b""
     sock.close()
     idle.close()
+
+
+# --- generator ---------------------------------------------------------------------------
+TRUTH_KEYS = {
+    "article_id",
+    "url",
+    "title",
+    "sapo",
+    "body_text",
+    "byline",
+    "authors",
+    "source",
+    "published_at",
+    "category",
+    "category_id",
+    "parent_category_id",
+    "tags",
+    "kind",
+    "images",
+    "listed_in",
+}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory):
+    from mirror.build import build_site
+
+    return build_site(tmp_path_factory.mktemp("mirror"))
+
+
+@pytest.fixture(scope="module")
+def truth(built) -> list[dict]:
+    import json
+
+    return [json.loads(line) for line in built.ground_truth.read_text("utf-8").splitlines()]
+
+
+def _tree(built, path: str):
+    import lxml.html
+
+    return lxml.html.fromstring((built.site_dir / path.lstrip("/")).read_bytes())
+
+
+def _digest(root: Path) -> dict[str, str]:
+    import hashlib
+
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_build_is_deterministic(built, tmp_path: Path) -> None:
+    from mirror.build import build_site
+
+    again = build_site(tmp_path / "again")
+    assert _digest(again.out_dir) == _digest(built.out_dir)
+
+
+def test_counts_categories_and_span(built) -> None:
+    import json
+
+    m = json.loads(built.manifest.read_text("utf-8"))
+    assert built.synthetic >= 300 and built.real == 20
+    assert m["counts"]["categories"] >= 10
+    assert any(c.split("ct")[1] != "0" for c in m["categories"])  # sub-categories too
+    assert m["synthetic_date_span"]["days"] >= 60
+    assert m["seed_article"]["reconstructed"]
+
+
+def test_real_pages_unchanged(built) -> None:
+    from mirror.build import find_shared
+    from mirror.real import read_real_pages
+
+    for real in read_real_pages(find_shared() / "pages" / "2025-07"):
+        assert (built.site_dir / real.article.path.lstrip("/")).read_bytes() == real.data
+
+
+def test_truth_rows_complete_and_match_pages(built, truth) -> None:
+    from datetime import datetime, timedelta
+
+    assert len(truth) == built.articles
+    forms = set()
+    for row in truth:
+        assert set(row) == TRUTH_KEYS, row["article_id"]
+        path = row["url"].removeprefix("https://baotintuc.vn")
+        tree = _tree(built, path)
+        assert " ".join(tree.xpath("string(//h1[@class='detail-title'])").split()) == row["title"]
+        pub = datetime.fromisoformat(row["published_at"])
+        meta = tree.xpath("//meta[@property='article:published_time']/@content")[0]
+        assert datetime.fromisoformat(meta) == pub
+        visible = " ".join(
+            tree.xpath("string(//div[@class='action-link']//span[@class='txt'])").split()
+        )
+        assert visible.endswith(pub.strftime("%d/%m/%Y %H:%M"))
+        created = datetime.strptime(row["article_id"][:14], "%Y%m%d%H%M%S").replace(
+            tzinfo=pub.tzinfo
+        )
+        assert timedelta(minutes=-1) <= pub - created <= timedelta(minutes=36)
+        assert tree.xpath("//meta[@property='article:section']/@content")[0] == row["category"]
+        assert row["body_text"] and "\n\n\n" not in row["body_text"]
+        for img in row["images"]:
+            assert img["url"].startswith("https://cdnmedia.baotintuc.vn/")
+            assert img["credit"] is None or img["caption"].endswith(img["credit"])
+        forms.add(row["byline"].split(":")[0] if ":" in (row["byline"] or "") else "plain")
+    bylines = {r["byline"] for r in truth}
+    assert "TTXVN/Báo Tin tức và Dân tộc" in bylines
+    assert any("–" in b for b in bylines if b) and {"Tin, ảnh", "Chùm ảnh, clip"} <= forms
+    credits = {i["credit"] for r in truth for i in r["images"]}
+    assert {"TTXVN phát", "TTXVN", None} <= credits
+    assert any(c and "/TTXVN" in c for c in credits)
+
+
+def test_seed_article(built, truth) -> None:
+    seed = next(r for r in truth if r["article_id"] == "20200729141113660")
+    assert seed["category_id"] == 321 and seed["parent_category_id"] == 472
+    assert seed["published_at"].startswith("2020-07-29T")
+    assert seed["byline"] == "Hải Yến (TTXVN)" and seed["authors"] == ["Hải Yến"]
+    assert [i["credit"] for i in seed["images"]] == ["Thùy Dung/TTXVN"] * 2
+    assert "Ảnh:" not in seed["body_text"]
+    page = (built.site_dir / seed["url"].split("baotintuc.vn/")[1]).read_text("utf-8")
+    assert "reconstructed" in page and 'href="/chinh-tri-321ct472.htm"' in page
+
+
+def test_listings_paginate_and_items_exist(built, truth) -> None:
+    import json
+
+    listings = json.loads(built.manifest.read_text("utf-8"))["listings"]
+    assert "phap-luat-475ct0" in listings and listings["phap-luat-475ct0"] >= 3
+    members: dict[str, set[str]] = {}
+    for row in truth:
+        for key in row["listed_in"]:
+            members.setdefault(key, set()).add(row["url"].removeprefix("https://baotintuc.vn"))
+    for key, n_pages in listings.items():
+        seen: list[str] = []
+        for n in range(1, n_pages + 1):
+            path = f"/{key}.htm" if n == 1 else f"/{key}/trang-{n}.htm"
+            tree = _tree(built, path)
+            items = tree.xpath(
+                "//div[@class='lcb-left']//ul[@class='list-newsest']/li[@class='item']"
+                "/a[@class='thumb']/@href"
+            )
+            listed = members.get(key, set())  # top-level categories may be empty
+            assert len(items) == (20 if n < n_pages else len(listed) - 20 * (n_pages - 1))
+            seen += items
+            active = tree.xpath("//ul[@class='list-pagination']//a[@class='active']")
+            assert active[0].get("href") == "javascript:void(0)" and active[0].text == str(n)
+            nxt = tree.xpath("//ul[@class='list-pagination']//a[text()='Tiếp']/@href")
+            assert nxt == ([f"/{key}/trang-{n + 1}.htm"] if n < n_pages else [])
+            for href in tree.xpath("//div[@class='lc-top']//a[@class='thumb']/@href"):
+                assert (built.site_dir / href.lstrip("/")).is_file()
+        assert set(seen) == members.get(key, set()) and len(seen) == len(set(seen))
+        ids = [h.rsplit("-", 1)[1][:17] for h in seen]
+        assert ids == sorted(ids, reverse=True)
+
+
+def test_feeds_are_rss2_with_absolute_links(built) -> None:
+    import email.utils
+    import xml.etree.ElementTree as ET
+
+    import lxml.html
+
+    index = lxml.html.fromstring((built.site_dir / "rss.htm").read_bytes())
+    feeds = index.xpath("//a/@href")
+    assert "/tin-moi-nhat.rss" in feeds and "/phap-luat.rss" in feeds and len(feeds) >= 11
+    nonempty = 0
+    for feed in feeds:
+        root = ET.fromstring((built.site_dir / feed.lstrip("/")).read_bytes())
+        assert root.tag == "rss" and root.get("version") == "2.0"
+        items = root.findall("./channel/item")
+        assert len(items) <= 50
+        nonempty += bool(items)
+        for item in items:
+            link = item.findtext("link") or ""
+            assert link.startswith("https://baotintuc.vn/")
+            assert (built.site_dir / link.removeprefix("https://baotintuc.vn/")).is_file()
+            assert email.utils.parsedate_to_datetime(item.findtext("pubDate") or "").tzinfo
+            assert "<img" in (item.findtext("description") or "")
+    assert nonempty >= 11  # every category with articles has a non-empty feed
+    robots = (built.site_dir / "robots.txt").read_text()
+    assert "Disallow: /Comment.aspx" in robots and "Sitemap" not in robots
+
+
+def test_built_site_over_http(built) -> None:
+    with MirrorServer(built.site_dir) as server:
+        assert fetch(server.url("/"))[0] == 200
+        assert fetch(server.url(quote("/tags/buôn+lậu.htm")))[0] == 200
+        status, headers, body = fetch(server.url("/phap-luat-475ct0/trang-2.htm"))
+        assert status == 200 and "Tiếp" in body.decode("utf-8")
+        assert fetch(server.url("/tin-moi-nhat.rss"))[1]["Content-Type"].startswith(
+            "application/rss+xml"
+        )

@@ -74,6 +74,8 @@ MAIN_ITEMS = "div.lcb-left ul.list-newsest > li.item"
 TOP_LINKS = "div.lc-top a.title::attr(href), div.lc-top a.thumb::attr(href)"
 OLD_ITEMS = "div.listspecial > ul > li > h3 > a::attr(href)"
 NEXT_LINKS = "ul.list-pagination a, div.paging a, div.pager a"
+LISTING_SHELLS = "div.lcb-left, ul.list-newsest, div.lc-top, div.listspecial"
+ITEMS_PER_PAGE = 20
 
 
 def _truthy(value: str | bool | None, default: bool) -> bool:
@@ -415,7 +417,9 @@ class BaotintucSpider(scrapy.Spider):
         ]
         main = [h for h in main if h] or response.css(OLD_ITEMS).getall()
         top = response.css(TOP_LINKS).getall()
-        if not main and not top:
+        if not main and not top and not response.css(LISTING_SHELLS):
+            # No known listing markup at all (a redesign): fall back to every article link.
+            # A known shell with no items is an empty category, not a new layout.
             self._inc("btt/listing_layout_unknown")
             logger.warning("Listing %s: no known item markup; taking every article link", via)
             main = response.css("a::attr(href)").getall()
@@ -447,8 +451,10 @@ class BaotintucSpider(scrapy.Spider):
                 if is_site_url(absolute, self.base_url):
                     return absolute
         info = listing_info(response.url)
-        if info is None:
-            return None
+        if info is None or response.css(NEXT_LINKS):
+            return None  # pagination markup without a `Tiếp` link: this is the last page
+        if len(response.css(MAIN_ITEMS)) < ITEMS_PER_PAGE:
+            return None  # a short page is the last one
         slug, cat_id, parent_id, _ = info
         return Category(cat_id, slug, "", parent_id).listing_page_path(page + 1)
 
