@@ -1,0 +1,43 @@
+"""``make run`` on a machine without internet: fail fast, one clear line, exit code 2."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, cli_env
+
+
+def _online() -> bool:
+    try:
+        socket.create_connection(("baotintuc.vn", 443), timeout=3).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(_online(), reason="this machine reaches baotintuc.vn: a live crawl would run")
+def test_make_run_offline_fails_fast_and_clearly(tmp_path: Path) -> None:
+    started = time.monotonic()
+    proc = subprocess.run(["make", "--no-print-directory", "run"], cwd=REPO, env=cli_env(tmp_path),
+                          capture_output=True, text=True, timeout=60, check=False)
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 2
+    assert elapsed < 30
+    ours = [line for line in proc.stderr.splitlines() if line.startswith("baotintuc:")]
+    assert len(ours) == 1, proc.stderr
+    assert "make demo" in ours[0] and "baotintuc.vn" in ours[0]
+    assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_bad_configuration_fails_at_start_naming_the_setting(tmp_path: Path) -> None:
+    env = cli_env(tmp_path) | {"BTT_CRAWL__DOWNLOAD_DELAY": "-1"}
+    proc = subprocess.run([str(REPO / ".venv/bin/baotintuc"), "crawl"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 2
+    assert "crawl.download_delay" in proc.stderr and "BTT_CRAWL__DOWNLOAD_DELAY" in proc.stderr
+    assert "Traceback" not in proc.stderr
