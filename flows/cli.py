@@ -143,7 +143,8 @@ def _run_ingest(
 ) -> int:
     from crawler.site import category_by_key
     from flows.ingest import ingest
-    from flows.spider import CrawlFailed
+    from flows.scorecard import LayoutDriftAlarm
+    from flows.spider import CrawlBusy, CrawlFailed
     from warehouse.db import WarehouseLocked
 
     cats = [c.strip() for c in categories.split(",") if c.strip()] if categories else None
@@ -159,8 +160,10 @@ def _run_ingest(
             categories=cats,
             mode=mode,
         )
-    except WarehouseLocked as exc:
+    except (WarehouseLocked, CrawlBusy) as exc:
         return _fail(str(exc))
+    except LayoutDriftAlarm as exc:
+        return _fail(str(exc), EXIT_FAILED)
     except CrawlFailed as exc:
         return _fail(f"crawl failed: {exc}", EXIT_FAILED)
     print_summary(summary, db)
@@ -238,9 +241,16 @@ def cmd_reextract(args: argparse.Namespace) -> int:
     print(
         f"re-extracted {s.parsed} of {s.pages} archived articles from {s.archives} WARC files: "
         f"{s.changed} rows changed, {s.unchanged} unchanged, {s.rejected} rejected, "
-        f"{s.not_stored} not in the database; fields changed: {fields}"
+        f"{s.not_stored} added (archived but not stored); fields changed: {fields}"
     )
     return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings()  # Prefect's environment first: it reads it at import time
+    from flows.deploy import serve_all
+
+    return serve_all(settings)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -280,6 +290,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("sql")
     q.add_argument("--db")
     q.set_defaults(func=cmd_query)
+
+    sv = sub.add_parser(
+        "serve", help="Prefect server on 127.0.0.1 + the scheduled deployments (Ctrl-C stops)"
+    )
+    sv.set_defaults(func=cmd_serve)
 
     m = sub.add_parser("mirror", help="build or serve the offline mirror")
     m.add_argument("action", choices=("build", "serve"))

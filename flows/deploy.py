@@ -192,6 +192,7 @@ def serve_all(settings: Settings, schedules: SchedulesConfig | None = None) -> i
     from flows.runtime import prepare_prefect_env
 
     prepare_prefect_env(settings.paths.prefect_home)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     handle = None
     try:
         with _signals_raise():
@@ -215,15 +216,15 @@ def serve_all(settings: Settings, schedules: SchedulesConfig | None = None) -> i
         return 0
     finally:
         # A second Ctrl-C / SIGTERM must not interrupt the server's orderly stop.
-        old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        old_term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for sig in handlers:
+            signal.signal(sig, signal.SIG_IGN)
         try:
             if handle is not None and handle.owned:
                 print("stopping the Prefect server ...", flush=True)
                 handle.stop()
         finally:
-            signal.signal(signal.SIGINT, old_int)
-            signal.signal(signal.SIGTERM, old_term)
+            for sig, old in handlers.items():  # the runner replaced SIGTERM's handler
+                signal.signal(sig, old)
 
 
 def _serve(deployments: list[RunnerDeployment], api_url: str) -> int:
@@ -244,4 +245,5 @@ if __name__ == "__main__":
     from config import load_settings
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     sys.exit(serve_all(load_settings()))

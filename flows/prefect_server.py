@@ -134,6 +134,21 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
         os.killpg(proc.pid, sig)
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM when the process that started us dies.
+
+    The server runs in its own session (a terminal's Ctrl-C goes to us, and we stop it in
+    order); this makes sure it does not outlive us if we are killed with SIGKILL.
+    """
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def _prefect_command() -> list[str]:
     return [sys.executable, "-m", "prefect"]
 
@@ -213,6 +228,7 @@ def ensure_server(
         stdout=log_file,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=_die_with_parent,  # only prctl: safe between fork and exec
     )
     handle = ServerHandle(api_url, ui_url_for(api_url), proc, log_path, stop_timeout, log_file)
     deadline = time.monotonic() + startup_timeout

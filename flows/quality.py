@@ -170,7 +170,7 @@ def compute_report(
     if fails is None:
         report.notes.append("no table fetch_failures")
     else:
-        where = "where at >= ?" if "at" in fails else ""
+        where = 'where "at" >= ?' if "at" in fails else ""
         args = [cutoff] if "at" in fails else []
         report.failures_by_reason = {
             str(r): int(n)

@@ -60,7 +60,7 @@ class ReextractSummary:
     pages: int = 0
     parsed: int = 0
     rejected: int = 0
-    not_stored: int = 0
+    not_stored: int = 0  # archived but not in the database: added now
     changed: int = 0
     unchanged: int = 0
     fields_changed: dict[str, int] = field(default_factory=dict)
@@ -136,15 +136,16 @@ def reextract(db_path: str | None = None, since: date | None = None) -> Reextrac
     fields: Counter[str] = Counter()
     for row in cleaned.rows:
         old = stored.get(row["article_id"])
-        if old is None:
+        if old is None:  # e.g. held back by a drift alarm, or a lost load
             summary.not_stored += 1
+            changed_rows.append(row)
             continue
         diff = diff_fields(old, row)
         if diff:
             fields.update(diff)
             changed_rows.append(row)
-    summary.changed = len(changed_rows)
-    summary.unchanged = len(cleaned.rows) - summary.not_stored - summary.changed
+    summary.changed = len(changed_rows) - summary.not_stored
+    summary.unchanged = len(cleaned.rows) - len(changed_rows)
     summary.fields_changed = dict(fields.most_common())
     if changed_rows:
         run = {

@@ -6,12 +6,16 @@ Prefect's (shared/NOTES.md), so every crawl is a fresh ``python -m scrapy crawl`
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import ipaddress
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -25,6 +29,34 @@ log = logging.getLogger(__name__)
 
 class CrawlFailed(RuntimeError):
     """The spider process itself failed (not a page: pages fail into failures.jsonl)."""
+
+
+class CrawlBusy(CrawlFailed):
+    """Another crawl of the same kind holds the crawl lock."""
+
+
+@contextlib.contextmanager
+def crawl_lock(jobdir: Path) -> Iterator[None]:
+    """One crawl per JOBDIR at a time (a second one would corrupt Scrapy's disk queues)."""
+    jobdir.mkdir(parents=True, exist_ok=True)
+    lock_path = jobdir / "crawl.lock"
+    with lock_path.open("a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            raise CrawlBusy(
+                f"another crawl is running (pid {holder}, lock {lock_path}); wait for it to finish"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 @dataclass(slots=True)
@@ -146,6 +178,9 @@ def run_crawl(req: CrawlRequest, settings: Settings) -> CrawlOutput:
         raise CrawlFailed(
             f"spider exited with code {proc.returncode}; see {out_path}: " + " | ".join(tail)
         )
+    if req.jobdir and stats.get("finish_reason") == "finished":
+        # A finished crawl leaves nothing to resume; a killed one keeps its queue.
+        shutil.rmtree(req.jobdir, ignore_errors=True)
     return CrawlOutput(
         warc_path=req.warc_path,
         discovered=_read_jsonl(req.run_dir / "discovered.jsonl"),
