@@ -143,10 +143,12 @@ def _run_ingest(
 ) -> int:
     from crawler.site import category_by_key
     from flows.ingest import ingest
+    from flows.runtime import quiet_console_tracebacks
     from flows.scorecard import LayoutDriftAlarm
     from flows.spider import CrawlBusy, CrawlFailed
     from warehouse.db import WarehouseLocked
 
+    quiet_console_tracebacks()
     cats = [c.strip() for c in categories.split(",") if c.strip()] if categories else None
     unknown = [c for c in cats or [] if category_by_key(c) is None]
     if unknown:
