@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 BTT := $(VENV)/bin/baotintuc
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup run demo test test-fast lint serve mirror bench-extraction bench-incremental clean
+.PHONY: setup run demo test test-fast test-browser lint serve mirror bench-extraction bench-incremental clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ demo: setup ## the same job against the bundled offline mirror, then a few SQL r
 test: setup ## the whole test suite
 	$(PY) -m pytest -q
 
+test-browser: setup
+	$(PY) -m pytest -q -m browser
+
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow and not browser"
 
@@ -37,8 +40,8 @@ serve: setup ## Prefect server on 127.0.0.1 + scheduled deployments
 mirror: setup ## build and serve the offline mirror on 127.0.0.1:8765
 	@$(BTT) mirror serve
 
-bench-extraction: setup
-	$(PY) -m bench.extraction
+bench-extraction: setup ## extraction figures: fixtures + ScrapingHub benchmark
+	$(PY) -m bench.extraction --check
 
 bench-incremental: setup
 	$(PY) -m bench.incremental
