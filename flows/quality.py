@@ -14,7 +14,6 @@ machine that has not crawled yet says so.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +24,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from config import load_settings
+from warehouse.db import connect
 
 # Fields of ``articles`` whose fill rate is reported, in this order (those present).
 REPORTED_FIELDS: tuple[str, ...] = (
@@ -80,20 +80,6 @@ class QualityReport:
     @property
     def failing_fields(self) -> list[str]:
         return [f.field for f in self.fill if f.passed is False]
-
-
-def connect_read_only(
-    db_path: Path, timeout: float = 60.0, interval: float = 1.0
-) -> duckdb.DuckDBPyConnection:
-    """Open ``db_path`` read-only, retrying while another process holds the write lock."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return duckdb.connect(str(db_path), read_only=True)
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
-                raise
-            time.sleep(interval)
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
@@ -218,7 +204,7 @@ def build_report(
         report.db_exists = False
         report.notes.append(f"no database at {db_path} yet: nothing has been ingested")
         return report
-    con = connect_read_only(db_path, timeout=lock_timeout)
+    con = connect(db_path, read_only=True, lock_timeout=lock_timeout)
     try:
         return compute_report(con, report, thresholds or {})
     finally:
