@@ -48,6 +48,8 @@ class CrawlSettings(BaseModel):
     discover_feed_index: bool = True
     recheck_max_age_hours: float = Field(72, ge=0)
     recheck_interval_hours: float = Field(6, gt=0)
+    recheck_max_per_run: int = Field(100, ge=0)
+    loopback_polite: bool = False
     offline_probe_timeout: float = Field(10, gt=0, le=30)
 
     @field_validator("base_url")
@@ -166,7 +168,47 @@ def load_settings(root: Path | None = None, **overrides: Any) -> Settings:
     settings.paths = settings.paths.resolved(base)
     if not settings.mirror.site_dir.is_absolute():
         settings.mirror.site_dir = base / settings.mirror.site_dir
+    _check_paths(settings.paths)
     return settings
 
 
-__all__ = ["ConfigError", "Settings", "load_settings", "PROJECT_ROOT"]
+def _file_in_the_way(directory: Path) -> Path | None:
+    """The regular file at ``directory`` or at one of its ancestors, if any: then no
+    directory can ever be created there (for root either)."""
+    for p in (directory, *directory.parents):
+        if p.exists():
+            return None if p.is_dir() else p
+    return None
+
+
+def _check_paths(paths: PathSettings) -> None:
+    """Fail at start, naming the setting, when a data path lies under a regular file.
+
+    Only this side-effect-free, permission-independent check is done here (read-only
+    commands such as ``query`` load the same settings); writability is checked by the
+    commands that write.
+    """
+    problems = []
+    for name, value in paths.model_dump().items():
+        directory = value.parent if name == "db_path" else value
+        blocker = _file_in_the_way(directory)
+        if blocker is not None:
+            env = f"BTT_PATHS__{name.upper()}"
+            problems.append(
+                f"setting paths.{name} (env {env}): {value} cannot be created, "
+                f"{blocker} is a file, not a directory"
+            )
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
+def check_base_url(value: str, setting: str = "--base-url") -> str:
+    """``value`` as an ``http(s)://host[:port]`` origin, else :class:`ConfigError` naming
+    ``setting`` (for origins given outside the settings tree, e.g. on the command line)."""
+    try:
+        return CrawlSettings._check_url(value)
+    except ValueError as err:
+        raise ConfigError(f"{setting}: {err}") from None
+
+
+__all__ = ["ConfigError", "Settings", "check_base_url", "load_settings", "PROJECT_ROOT"]

@@ -10,14 +10,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
+import signal
 import socket
 import sys
 import threading
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from config import ConfigError, Settings, load_settings
+from config import ConfigError, Settings, check_base_url, load_settings
+
+if TYPE_CHECKING:
+    from flows.ingest import RunSummary
 
 EXIT_OK, EXIT_FAILED, EXIT_CANNOT_START = 0, 1, 2
 
@@ -89,36 +95,61 @@ def _settings() -> Settings:
     return settings
 
 
-def _check_writable(path: Path) -> str | None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        probe = path.parent / ".write-probe"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as exc:
-        return f"data directory {path.parent} is not writable ({exc.strerror})"
+def _check_writable(settings: Settings, db: Path) -> str | None:
+    """Every directory a run writes to must be writable: say which one is not."""
+    p = settings.paths
+    for name, folder in (
+        ("--db / paths.db_path", db.parent),
+        ("paths.data_dir", p.data_dir),
+        ("paths.raw_dir", p.raw_dir),
+        ("paths.runs_dir", p.runs_dir),
+    ):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe = folder / ".write-probe"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as exc:
+            return f"setting {name}: directory {folder} is not writable ({exc.strerror})"
     return None
 
 
-def print_summary(summary: object, db: Path) -> None:
-    s = summary
-    print(
-        f"run {s.run_id} from {s.base_url}: {s.new} new, {s.updated} updated, "  # type: ignore[attr-defined]
-        f"{s.unchanged} unchanged, {s.failed + s.rejected} failed "  # type: ignore[attr-defined]
-        f"({s.discovered} discovered, {s.skipped_known} already stored, "  # type: ignore[attr-defined]
-        f"{s.requests} requests, {s.duration_s:.1f} s)"  # type: ignore[attr-defined]
+def check_prefect_api(timeout: float = 3.0) -> str | None:
+    """None when no ``PREFECT_API_URL`` is set (ephemeral mode) or it answers, else why."""
+    api = os.environ.get("PREFECT_API_URL", "").strip()
+    if not api:
+        return None
+    why = probe_origin(api, timeout)
+    if why is None:
+        return None
+    return (
+        f"the Prefect API at PREFECT_API_URL={api} is not reachable ({why}); start it with "
+        "`baotintuc serve` or unset PREFECT_API_URL to run with a temporary local server"
     )
-    if s.failures_by_reason:  # type: ignore[attr-defined]
-        reasons = ", ".join(f"{k}: {v}" for k, v in s.failures_by_reason.items())  # type: ignore[attr-defined]
+
+
+def print_summary(s: RunSummary, db: Path) -> None:
+    extra = [f"{s.discovered} discovered", f"{s.skipped_known - s.resumed} already stored"]
+    if s.rechecked:
+        extra.append(f"{s.rechecked} re-checked")
+    if s.resumed:
+        extra.append(f"{s.resumed} recovered from an interrupted run")
+    extra += [f"{s.requests} requests", f"{s.duration_s:.1f} s"]
+    print(
+        f"run {s.run_id} from {s.base_url}: {s.new} new, {s.updated} updated, "
+        f"{s.unchanged} unchanged, {s.failed + s.rejected} failed ({', '.join(extra)})"
+    )
+    if s.failures_by_reason:
+        reasons = ", ".join(f"{k}: {v}" for k, v in s.failures_by_reason.items())
         print(f"failures by reason: {reasons}")
     print(f'query it: duckdb -readonly {db}  or  baotintuc query "select count(*) from articles"')
 
 
 def cmd_crawl(args: argparse.Namespace) -> int:
     settings = _settings()
-    base = (args.base_url or settings.crawl.base_url).rstrip("/")
+    base = check_base_url(args.base_url) if args.base_url else settings.crawl.base_url
     db = Path(args.db) if args.db else settings.paths.db_path
-    if err := _check_writable(db):
+    if err := _check_writable(settings, db) or check_prefect_api():
         return _fail(err)
     from flows.spider import is_loopback
 
@@ -130,6 +161,27 @@ def cmd_crawl(args: argparse.Namespace) -> int:
                 "Run `make demo` to try the pipeline on the bundled offline mirror."
             )
     return _run_ingest(settings, base, db, args.since, args.max_pages, args.categories, args.mode)
+
+
+def _interrupt_quietly() -> None:
+    """Ctrl-C during a run: let the spider close its archive, then leave at once.
+
+    A terminal's Ctrl-C also reaches Prefect's ephemeral server (same process group);
+    unwinding through Prefect would then wait on a dead API. Nothing is lost by leaving:
+    the load is one transaction, and the next run of the same mode loads the pages the
+    interrupted crawl archived.
+    """
+
+    def handler(signum: int, frame: object) -> None:
+        from flows.spider import stop_active_crawls
+
+        # os.write: the handler may run while sys.stderr is wrapped or mid-write.
+        os.write(2, b"baotintuc: interrupted; the next run picks up what this one fetched\n")
+        stop_active_crawls()
+        os._exit(130)
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
 
 
 def _run_ingest(
@@ -149,6 +201,7 @@ def _run_ingest(
     from warehouse.db import WarehouseLocked
 
     quiet_console_tracebacks()
+    _interrupt_quietly()
     cats = [c.strip() for c in categories.split(",") if c.strip()] if categories else None
     unknown = [c for c in cats or [] if category_by_key(c) is None]
     if unknown:

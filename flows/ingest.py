@@ -8,6 +8,10 @@ alarm fails the run after loading only the rows that pass the gate.
 
 from __future__ import annotations
 
+import itertools
+import json
+import os
+import shutil
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -20,12 +24,14 @@ from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
 
 from config import Settings, load_settings
-from crawler.archive import iter_pages
+from crawler.archive import PART_SUFFIX, WarcWriter, iter_pages
+from crawler.spiders.baotintuc import id17_datetime
+from crawler.urls import article_id
 from flows.clean import CleanResult, clean_pages
-from flows.scorecard import LayoutDriftAlarm, Scorecard, score
+from flows.scorecard import GENERIC_PREFIX, LayoutDriftAlarm, Scorecard, score
 from flows.spider import CrawlOutput, CrawlRequest, crawl_lock, is_loopback, run_crawl
-from warehouse.db import connect, writer
-from warehouse.load import known_articles, load_run
+from warehouse.db import WarehouseLocked, connect, writer
+from warehouse.load import KnownArticle, known_articles, load_run
 
 
 @dataclass(slots=True)
@@ -38,6 +44,8 @@ class RunSummary:
     status: str = "completed"
     discovered: int = 0
     skipped_known: int = 0
+    rechecked: int = 0  # stored articles due for a re-check, requested again
+    resumed: int = 0  # pages of an earlier, killed crawl loaded by this run
     fetched: int = 0
     new: int = 0
     updated: int = 0
@@ -72,7 +80,11 @@ def _current_run_id() -> str:
 def due_for_recheck(
     published_at: datetime | None, fetched_at: datetime | None, now: datetime, settings: Settings
 ) -> bool:
-    """The re-check policy: young articles are refetched once every interval."""
+    """The re-check policy: young articles are refetched once every interval.
+
+    Young = published less than ``recheck_max_age_hours`` ago (by the page's date, else
+    the ID17's creation time); due = last fetched ``recheck_interval_hours`` ago or more.
+    """
     if published_at is None or fetched_at is None:
         return False
     young = timedelta(hours=settings.crawl.recheck_max_age_hours)
@@ -81,28 +93,93 @@ def due_for_recheck(
 
 
 @task(name="plan-skip-ids", retries=2, retry_delay_seconds=[2, 5])
-def plan_skip_ids(db_path: Path, settings: Settings, out: Path) -> int:
-    """Write the ID17s the spider must not fetch: stored and not due for a re-check."""
+def plan_skip_ids(
+    db_path: Path,
+    settings: Settings,
+    out: Path,
+    recheck_out: Path | None = None,
+    also_skip: frozenset[str] = frozenset(),
+) -> tuple[int, int]:
+    """Write the ID17s the spider must not fetch and the URLs it must re-check.
+
+    Skipped: stored and not due for a re-check, plus ``also_skip`` (pages of a resumed
+    crawl). Re-checked: at most ``recheck_max_per_run`` due articles, the longest unfetched
+    first (the newest on a tie); due articles over that bound wait for the next run.
+    Returns ``(skipped, rechecked)``.
+    """
     out.parent.mkdir(parents=True, exist_ok=True)
-    if not db_path.exists():
-        out.write_text("", encoding="utf-8")
-        return 0
-    wh = settings.warehouse
-    with connect(
-        db_path,
-        read_only=True,
-        lock_timeout=wh.lock_timeout_seconds,
-        retry_interval=wh.lock_retry_interval_seconds,
-    ) as con:
-        known = known_articles(con)
+    known: dict[str, KnownArticle] = {}
+    if db_path.exists():
+        wh = settings.warehouse
+        with connect(
+            db_path,
+            read_only=True,
+            lock_timeout=wh.lock_timeout_seconds,
+            retry_interval=wh.lock_retry_interval_seconds,
+        ) as con:
+            known = known_articles(con)
     now = datetime.now(UTC)
-    skip = sorted(
-        aid
+    due = [
+        (k.fetched_at, -(k.published_at or now).timestamp(), aid, k.url)
         for aid, k in known.items()
-        if not due_for_recheck(k.published_at, k.fetched_at, now, settings)
-    )
+        if aid not in also_skip
+        and k.url
+        and due_for_recheck(k.published_at or id17_datetime(aid), k.fetched_at, now, settings)
+    ]
+    recheck = sorted(due)[: settings.crawl.recheck_max_per_run] if recheck_out else []
+    recheck_ids = {aid for _, _, aid, _ in recheck}
+    skip = sorted((set(known) | set(also_skip)) - recheck_ids)
     out.write_text("".join(f"{a}\n" for a in skip), encoding="utf-8")
-    return len(skip)
+    if recheck_out is not None:
+        recheck_out.write_text("".join(f"{url}\n" for *_, url in recheck), encoding="utf-8")
+    return len(skip), len(recheck)
+
+
+# -- resuming a killed crawl -------------------------------------------------------------
+# A crawl killed before its load leaves its pages in its WARC (``.part`` if the spider
+# died too). The run records its archive in ``<jobdir>/pending.json`` before crawling and
+# clears it after loading; the next run of the same mode loads the pending archives with
+# its own pages and does not fetch their articles again. Scrapy's JOBDIR queue is not
+# used: with dont_filter requests, a resumed queue refetches what the new run rediscovers.
+PENDING_FILE = "pending.json"
+
+
+def pending_archives(jobdir: Path) -> list[Path]:
+    """The WARCs of earlier crawls of this JOBDIR that were never loaded."""
+    marker = jobdir / PENDING_FILE
+    if not marker.exists():
+        return []
+    try:
+        paths = [Path(p) for p in json.loads(marker.read_text(encoding="utf-8"))]
+    except (ValueError, TypeError):
+        get_run_logger().warning("unreadable %s: ignored", marker)
+        return []
+    found: list[Path] = []
+    for path in paths:
+        part = path.with_name(path.name + PART_SUFFIX)
+        if not path.exists() and part.exists():
+            # The spider died too: publish its complete records (a torn tail is dropped),
+            # so the archive is whole for reextract and strict WARC readers.
+            salvaged = path.with_name("salvaged-" + path.name)
+            with WarcWriter(salvaged) as out:  # writes salvaged-*.part, not the spider's
+                for page in iter_pages(part):
+                    out.write_page(page)
+            os.replace(salvaged, path)
+            part.unlink()
+        if path.exists() and path not in found:
+            found.append(path)
+    return found
+
+
+def mark_pending(jobdir: Path, archives: list[Path]) -> None:
+    tmp = jobdir / (PENDING_FILE + ".tmp")
+    tmp.write_text(json.dumps([str(p) for p in archives]), encoding="utf-8")
+    os.replace(tmp, jobdir / PENDING_FILE)
+
+
+def archived_ids(archives: list[Path]) -> frozenset[str]:
+    ids = (article_id(page.url) for path in archives for page in iter_pages(path))
+    return frozenset(i for i in ids if i)
 
 
 @task(name="discover-and-fetch", retries=1, retry_delay_seconds=10)
@@ -111,13 +188,31 @@ def discover_and_fetch(req: CrawlRequest, settings: Settings) -> CrawlOutput:
 
 
 @task(name="clean", persist_result=False)
-def clean(warc_path: Path, since: date | None) -> CleanResult:
-    if not warc_path.exists():
+def clean(warc_path: Path, since: date | None, resumed: list[Path] | None = None) -> CleanResult:
+    paths = [p for p in [*(resumed or []), warc_path] if p.exists()]
+    if not paths:
         return CleanResult()
-    return clean_pages(iter_pages(warc_path), since=since)
+    return clean_pages(itertools.chain.from_iterable(iter_pages(p) for p in paths), since=since)
 
 
-@task(name="load", retries=2, retry_delay_seconds=[5, 15], persist_result=False)
+def _retry_unless_locked(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry a failed load, but not a lock timeout: its wait already was the bound."""
+    try:
+        state.result()
+    except WarehouseLocked:
+        return False
+    except Exception:
+        return True
+    return True
+
+
+@task(
+    name="load",
+    retries=2,
+    retry_delay_seconds=[5, 15],
+    retry_condition_fn=_retry_unless_locked,
+    persist_result=False,
+)
 def load(
     db_path: Path,
     settings: Settings,
@@ -141,10 +236,12 @@ def load(
 def hold_back_incomplete(
     rows: list[dict[str, Any]], card: Scorecard, gated: list[str]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """On a drift alarm, keep rows missing a gated field out of the warehouse.
+    """On a drift alarm, keep suspect rows out of the warehouse.
 
-    They become failures (``quality_gate:<field>``); their raw pages stay in the WARC
-    archive, so ``baotintuc reextract`` loads them once the parser is fixed.
+    Suspect = missing a gated field, or read by the generic fallback parser (which knows
+    less than the site parser: stored rows must not be overwritten with it). They become
+    failures (``quality_gate:<why>``); their raw pages stay in the WARC archive, so
+    ``baotintuc reextract`` loads them once the parser is fixed.
     """
     if not card.alarms:
         return rows, []
@@ -152,19 +249,20 @@ def hold_back_incomplete(
     now = datetime.now(UTC).isoformat()
     for row in rows:
         missing = [f for f in gated if not row.get(f)]
-        if missing:
-            held.append(
-                {
-                    "url": row["url"],
-                    "stage": "quality",
-                    "reason": f"quality_gate:{missing[0]}",
-                    "status": row.get("http_status"),
-                    "detail": "missing " + ", ".join(missing),
-                    "at": now,
-                }
-            )
-        else:
+        generic = str(row.get("parser_version", "")).startswith(GENERIC_PREFIX)
+        if not missing and not generic:
             kept.append(row)
+            continue
+        held.append(
+            {
+                "url": row["url"],
+                "stage": "quality",
+                "reason": f"quality_gate:{missing[0] if missing else 'generic_parser'}",
+                "status": row.get("http_status"),
+                "detail": ("missing " + ", ".join(missing)) if missing else row["parser_version"],
+                "at": now,
+            }
+        )
     return kept, held
 
 
@@ -195,11 +293,19 @@ def ingest(
         warc_path=str(warc),
     )
 
-    # Extract: one crawl at a time per mode; a killed crawl's JOBDIR is resumed.
+    # Extract: one crawl at a time per mode; a killed crawl's pages are loaded by the next.
     jobdir = settings.paths.data_dir / "jobs" / mode
     with crawl_lock(jobdir):
+        shutil.rmtree(jobdir / "state", ignore_errors=True)  # Scrapy JOBDIR of older versions
+        resumed = pending_archives(jobdir)
+        mark_pending(jobdir, [*resumed, warc])
         skip_file = run_dir / "skip_ids.txt"
-        summary.skipped_known = plan_skip_ids(db, settings, skip_file)
+        recheck_file = run_dir / "recheck_urls.txt"
+        resumed_ids = archived_ids(resumed)
+        summary.resumed = len(resumed_ids)
+        summary.skipped_known, summary.rechecked = plan_skip_ids(
+            db, settings, skip_file, recheck_file, resumed_ids
+        )
         req = CrawlRequest(
             base_url=base,
             run_dir=run_dir,
@@ -209,15 +315,15 @@ def ingest(
             categories=categories or settings.crawl.categories,
             feeds=settings.crawl.feeds,
             skip_ids_file=skip_file,
+            recheck_file=recheck_file,
             mode=mode,
-            polite=not is_loopback(base),
+            polite=not is_loopback(base) or settings.crawl.loopback_polite,
             httpcache_dir=settings.paths.data_dir / "httpcache",
-            jobdir=jobdir / "state",
         )
         crawl = discover_and_fetch(req, settings)
 
         # Transform
-        cleaned = clean(crawl.warc_path, since)
+        cleaned = clean(crawl.warc_path, since, resumed)
         gated = list(settings.quality.min_fill_rate)
         card = score(
             cleaned.rows,
@@ -269,8 +375,11 @@ def ingest(
             "not_modified": summary.not_modified,
             "skipped_known": summary.skipped_known,
             "skipped_old": summary.skipped_old,
+            "rechecked": summary.rechecked,
+            "resumed": summary.resumed,
         }
         result = load(db, settings, run, rows, failures, card)
+        (jobdir / PENDING_FILE).unlink(missing_ok=True)  # loaded: nothing left to resume
     summary.new, summary.updated, summary.unchanged = result.new, result.updated, result.unchanged
     summary.finished_at = datetime.now(UTC).isoformat()
 
@@ -291,7 +400,8 @@ def ingest(
         raise LayoutDriftAlarm(
             "layout drift: "
             + "; ".join(card.alarms)
-            + f". {len(held)} incomplete rows held back; stored rows were not overwritten"
+            + f". {len(held)} suspect rows held back (see fetch_failures); "
+            "stored rows were not overwritten"
         )
     return summary
 

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,6 +26,23 @@ from urllib.parse import urlsplit
 from config import PROJECT_ROOT, Settings
 
 log = logging.getLogger(__name__)
+
+
+# Spider processes running now, so an interrupted CLI can wait for them to close their
+# archive before it exits (flows/cli.py).
+ACTIVE_CRAWLS: set[subprocess.Popen[bytes]] = set()
+
+
+def stop_active_crawls(grace_s: float = 15.0) -> None:
+    """Ask running spiders to stop (SIGINT: Scrapy's graceful shutdown), then wait."""
+    for proc in list(ACTIVE_CRAWLS):
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+    for proc in list(ACTIVE_CRAWLS):
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 class CrawlFailed(RuntimeError):
@@ -69,8 +87,12 @@ class CrawlRequest:
     categories: list[str] = field(default_factory=list)
     feeds: list[str] = field(default_factory=list)
     skip_ids_file: Path | None = None
+    recheck_file: Path | None = None  # canonical URLs of stored articles due for a re-check
     mode: str = "all"  # all | rss | listings
     polite: bool = True
+    # Scrapy's JOBDIR (disk queue). The ingest flow does not use it: every request is
+    # dont_filter, so a resumed queue refetches what the new run rediscovers; the flow
+    # resumes a killed crawl from its WARC instead (flows/ingest.py, pending crawls).
     jobdir: Path | None = None
     httpcache_dir: Path | None = None
     timeout_s: float = 4 * 3600
@@ -112,6 +134,8 @@ def build_command(req: CrawlRequest, settings: Settings) -> list[str]:
         args["feeds"] = ",".join(req.feeds)
     if req.skip_ids_file:
         args["skip_ids"] = str(req.skip_ids_file)
+    if req.recheck_file:
+        args["recheck"] = str(req.recheck_file)
     cmd = [sys.executable, "-m", "scrapy", "crawl", "baotintuc"]
     for k, v in args.items():
         cmd += ["-a", f"{k}={v}"]
@@ -160,16 +184,17 @@ def run_crawl(req: CrawlRequest, settings: Settings) -> CrawlOutput:
     log.info("crawl: %s", " ".join(cmd))
     with out_path.open("wb") as out:
         try:
-            proc = subprocess.run(
-                cmd,
-                cwd=PROJECT_ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                timeout=req.timeout_s,
-                check=False,
+            proc = subprocess.Popen(
+                cmd, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
             )
+            ACTIVE_CRAWLS.add(proc)
+            try:
+                proc.wait(timeout=req.timeout_s)
+            finally:
+                ACTIVE_CRAWLS.discard(proc)
         except subprocess.TimeoutExpired as exc:
+            proc.kill()
+            proc.wait()
             raise CrawlFailed(f"spider did not finish within {req.timeout_s:.0f} s") from exc
     stats_path = req.run_dir / "stats.json"
     stats = json.loads(stats_path.read_text(encoding="utf-8")) if stats_path.exists() else {}

@@ -58,7 +58,7 @@ def _process_cmdline(pid: int) -> str | None:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return None
-    cmd = raw.replace(b"\0", b" ").decode("utf-8", "replace").strip()
+    cmd = " ".join(raw.replace(b"\0", b" ").decode("utf-8", "replace").split())  # one line
     return cmd[:200] or None
 
 

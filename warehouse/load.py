@@ -31,6 +31,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
@@ -450,6 +452,7 @@ def load_run(
             _insert_versions(con, flow_run_id)
         _stage(con, "_load_articles", ARTICLE_COLUMNS, write)
         _upsert_articles(con)
+        _test_pause_in_load()
         images = [
             {**img, "article_id": r["article_id"], "flow_run_id": flow_run_id}
             for r in write
@@ -493,6 +496,19 @@ def load_run(
         f", kept stored values {result.protected_fields}" if result.protected else "",
     )
     return result
+
+
+def _test_pause_in_load() -> None:
+    """TEST HOOK, inert unless ``BTT_TEST_PAUSE_IN_LOAD_S`` is set (never in production).
+
+    Sleeps that many seconds inside the open load transaction, after the articles are
+    upserted and before the commit, while this process holds the DuckDB file read-write:
+    tests/test_kill_recovery.py kills a run there to prove a half-done load loses nothing.
+    """
+    pause = os.environ.get("BTT_TEST_PAUSE_IN_LOAD_S")
+    if pause:
+        logger.warning("BTT_TEST_PAUSE_IN_LOAD_S: pausing %s s inside the load transaction", pause)
+        time.sleep(float(pause))
 
 
 def _insert_versions(con: duckdb.DuckDBPyConnection, flow_run_id: str | None) -> None:

@@ -6,7 +6,11 @@ Run (cwd = project root)::
         -a warc_path=data/raw/<YYYY-MM-DD>/<run_id>.warc.gz -a since=2025-07-12 \
         -a skip_ids=data/runs/<run_id>/skip_ids.txt [-a base_url=http://127.0.0.1:8765] \
         [-a mode=all|rss|listings] [-a max_pages=N] [-a categories=phap-luat,130] \
-        [-a feeds=tin-moi-nhat,thoi-su] [-a discover_feed_index=false]
+        [-a feeds=tin-moi-nhat,thoi-su] [-a discover_feed_index=false] \
+        [-a recheck=data/runs/<run_id>/recheck_urls.txt]
+
+``recheck`` names stored articles due for a re-check (one canonical URL a line): they are
+requested directly, whether or not a feed or listing still names them.
 
 Every argument is a string. Outputs (see docs/architecture.md): the WARC of article
 pages, ``discovered.jsonl``, ``failures.jsonl`` and ``stats.json`` in ``run_dir``.
@@ -157,6 +161,7 @@ class BaotintucSpider(scrapy.Spider):
     categories: list[Category]
     feeds: list[str]
     skip_ids: set[str]
+    recheck_urls: list[str]
     discover_feed_index: bool
     mode: str
 
@@ -172,6 +177,7 @@ class BaotintucSpider(scrapy.Spider):
         skip_ids: str | None = None,
         discover_feed_index: str | bool | None = None,
         mode: str = "all",
+        recheck: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -186,6 +192,7 @@ class BaotintucSpider(scrapy.Spider):
             "skip_ids": skip_ids,
             "discover_feed_index": discover_feed_index,
             "mode": mode,
+            "recheck": recheck,
         }
         self.seen_ids: set[str] = set()
         self.seen_pages: set[str] = set()
@@ -234,6 +241,7 @@ class BaotintucSpider(scrapy.Spider):
             a["discover_feed_index"], settings.getbool("BTT_DISCOVER_FEED_INDEX", True)
         )
         self.skip_ids = read_skip_ids(a["skip_ids"]) if a["skip_ids"] else set()
+        self.recheck_urls = sorted(read_skip_ids(a["recheck"])) if a["recheck"] else []
 
         run_id = "manual-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         if a["run_dir"]:
@@ -249,7 +257,7 @@ class BaotintucSpider(scrapy.Spider):
             self.warc_path = self.run_dir.parent.parent / "raw" / today / f"{run_id}.warc.gz"
         logger.info(
             "baotintuc crawl: base_url=%s mode=%s since=%s max_pages=%d categories=%d "
-            "feeds=%d feed_index=%s skip_ids=%d run_dir=%s warc=%s",
+            "feeds=%d feed_index=%s skip_ids=%d recheck=%d run_dir=%s warc=%s",
             self.base_url,
             self.mode,
             self.since,
@@ -258,6 +266,7 @@ class BaotintucSpider(scrapy.Spider):
             len(self.feeds),
             self.discover_feed_index,
             len(self.skip_ids),
+            len(self.recheck_urls),
             self.run_dir,
             self.warc_path,
         )
@@ -348,6 +357,9 @@ class BaotintucSpider(scrapy.Spider):
     # -- crawl -----------------------------------------------------------------------
 
     async def start(self) -> AsyncIterator[Any]:
+        for url in self.recheck_urls:  # stored articles due for a re-check
+            for out in self.found(url, self.base_url + "/", "recheck"):
+                yield out
         if self.mode in ("all", "rss"):
             for slug in self.feeds:
                 req = self._page_request(f"/{slug}.rss", self.parse_feed, "feed", feed=slug)
