@@ -102,7 +102,10 @@ def test_nothing_new_run_is_conditional(baseline: dict[str, Any], mirror_server:
 
     per_path = Counter(r.path for r in reqs)
     assert max(per_path.values()) == 1, per_path.most_common(3)
-    assert per_path["/robots.txt"] == 1
+    # robots.txt may even be answered from the HTTP cache without a request: RFC 2616
+    # heuristic freshness (10 % of its age since Last-Modified) applies to it, while
+    # feeds and listings are always revalidated (max-age=0).
+    assert per_path["/robots.txt"] <= 1
     assert [r.path for r in reqs if is_article(r.path)] == [], "known articles refetched"
     assert not any("/trang-" in p for p in per_path), "max_pages 1: first listing pages only"
     # Every feed, /rss.htm, listing page (and robots.txt) was revalidated, answered 304.
