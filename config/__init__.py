@@ -50,6 +50,7 @@ class CrawlSettings(BaseModel):
     recheck_interval_hours: float = Field(6, gt=0)
     recheck_max_per_run: int = Field(100, ge=0)
     loopback_polite: bool = False
+    busy_wait_seconds: float = Field(900, ge=0)
     offline_probe_timeout: float = Field(10, gt=0, le=30)
 
     @field_validator("base_url")

@@ -295,7 +295,7 @@ def ingest(
 
     # Extract: one crawl at a time per mode; a killed crawl's pages are loaded by the next.
     jobdir = settings.paths.data_dir / "jobs" / mode
-    with crawl_lock(jobdir):
+    with crawl_lock(jobdir, settings.crawl.busy_wait_seconds):
         shutil.rmtree(jobdir / "state", ignore_errors=True)  # Scrapy JOBDIR of older versions
         resumed = pending_archives(jobdir)
         mark_pending(jobdir, [*resumed, warc])

@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -54,19 +55,38 @@ class CrawlBusy(CrawlFailed):
 
 
 @contextlib.contextmanager
-def crawl_lock(jobdir: Path) -> Iterator[None]:
-    """One crawl per JOBDIR at a time (a second one would corrupt Scrapy's disk queues)."""
+def crawl_lock(jobdir: Path, wait_s: float = 0.0, poll_s: float = 2.0) -> Iterator[None]:
+    """One crawl per job directory at a time, waiting up to ``wait_s`` for the holder.
+
+    Two crawls of one mode would share the pending-archive bookkeeping; an hourly sweep
+    that falls due during the nightly backfill waits for it (bounded) instead of failing.
+    """
     jobdir.mkdir(parents=True, exist_ok=True)
     lock_path = jobdir / "crawl.lock"
+    deadline = time.monotonic() + wait_s
+    logged = False
     with lock_path.open("a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "unknown"
-            raise CrawlBusy(
-                f"another crawl is running (pid {holder}, lock {lock_path}); wait for it to finish"
-            ) from None
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                fh.seek(0)
+                holder = fh.read().strip() or "unknown"
+                if time.monotonic() >= deadline:
+                    raise CrawlBusy(
+                        f"another crawl is running (pid {holder}, lock {lock_path}) and did "
+                        f"not finish within {wait_s:.0f} s (setting crawl.busy_wait_seconds)"
+                    ) from None
+                if not logged:
+                    log.warning(
+                        "another crawl is running (pid %s, lock %s): waiting up to %.0f s for it",
+                        holder,
+                        lock_path,
+                        wait_s,
+                    )
+                    logged = True
+                time.sleep(poll_s)
         fh.seek(0)
         fh.truncate()
         fh.write(str(os.getpid()))
