@@ -24,6 +24,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from config import load_settings
+from flows.scorecard import FieldScore
 from warehouse.db import connect
 
 # Fields of ``articles`` whose fill rate is reported, in this order (those present).
@@ -45,31 +46,13 @@ REPORTED_FIELDS: tuple[str, ...] = (
 
 
 @dataclass(slots=True)
-class FieldFill:
-    field: str
-    filled: int
-    total: int
-    threshold: float | None
-
-    @property
-    def rate(self) -> float:
-        return self.filled / self.total if self.total else 0.0
-
-    @property
-    def passed(self) -> bool | None:
-        if self.threshold is None or not self.total:
-            return None
-        return self.rate >= self.threshold
-
-
-@dataclass(slots=True)
 class QualityReport:
     db_path: str
     window_hours: int
     generated_at: str
     db_exists: bool = True
     articles: int = 0
-    fill: list[FieldFill] = field(default_factory=list)
+    fill: list[FieldScore] = field(default_factory=list)
     parser_versions: dict[str, int] = field(default_factory=dict)
     date_disagreements: int = 0
     date_disagreement_examples: list[dict[str, Any]] = field(default_factory=list)
@@ -126,7 +109,7 @@ def compute_report(
         assert row is not None
         report.articles = int(row[0])
         report.fill = [
-            FieldFill(f, int(n), report.articles, thresholds.get(f))
+            FieldScore(f, int(n), report.articles, thresholds.get(f))
             for f, n in zip(fields, row[1:], strict=True)
         ]
         if "parser_version" in arts:
@@ -232,7 +215,8 @@ def render_markdown(r: QualityReport) -> str:
         for f in r.fill:
             thr = _pct(f.threshold) if f.threshold is not None else ""
             ok = {True: "yes", False: "**NO**", None: ""}[f.passed]
-            lines.append(f"| {f.field} | {f.filled}/{f.total} | {_pct(f.rate)} | {thr} | {ok} |")
+            rate = _pct(f.fill_rate)
+            lines.append(f"| {f.field} | {f.filled}/{f.total} | {rate} | {thr} | {ok} |")
         lines.append("")
     lines += ["## Parser versions", ""]
     lines += [f"- `{v}`: {n}" for v, n in r.parser_versions.items()] or ["- (none)"]
@@ -278,7 +262,7 @@ def quality_report(db_path: str | None = None, hours: int = 24) -> QualityReport
                 "field": f.field,
                 "filled": f.filled,
                 "total": f.total,
-                "fill_rate": round(f.rate, 4),
+                "fill_rate": round(f.fill_rate, 4),
                 "threshold": f.threshold,
                 "passed": f.passed,
             }
