@@ -309,7 +309,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="baotintuc", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="baotintuc",
+        description="Scrape baotintuc.vn into DuckDB: Scrapy, trafilatura, Prefect.",
+        epilog="Exit codes: 0 completed, 1 the run failed, 2 could not start, 130 interrupted.",
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("crawl", help="discover, fetch, clean and load the newest articles")
