@@ -415,9 +415,6 @@ def trafilatura_with(**options: Any) -> Extractor:
 
 
 # Functions (html, url) -> body that crawler.parsers.generic may expose, tried in order.
-GENERIC_CANDIDATES = ("generic_body", "extract_generic_body", "body_text")
-
-
 def _as_body(result: Any) -> str:
     if result is None:
         return ""
@@ -436,80 +433,22 @@ def _str_or_none(v: Any) -> str | None:
     return v if isinstance(v, str) else None
 
 
-def generic_body_as_parse_generic(html: bytes, url: str) -> str:
-    """The body ``parse_generic`` produces for a page, without its article-only checks.
-
-    ``parse_generic(page, article_id, url)`` refuses pages without ``og:type=article`` /
-    NewsArticle JSON-LD and needs an ID17 and a date, so it cannot run on arbitrary pages.
-    This reproduces its body lines exactly: decode like ``parse_article``, title from
-    og:title / JSON-LD headline / trafilatura's title, sapo from og:description /
-    description / JSON-LD description, then ``extract_page(..., prune_xpath=PRUNE_XPATH)``.
-    """
-    import trafilatura
-
-    from crawler.extract import extract_page
-    from crawler.parsers import generic
-    from crawler.parsers.page import Page, decode_html
-    from crawler.text import clean_text
-
-    text, warnings = decode_html(html)
-    page = Page(text, url, list(warnings))
-    ld = page.ld_of_type(*generic.ARTICLE_TYPES) or {}
-    title_src = page.meta_first("og:title") or _str_or_none(ld.get("headline"))
-    if not title_src:
-        doc = trafilatura.bare_extraction(page.html, url=url, with_metadata=True)
-        title_src = doc.title if doc else None
-    title = clean_text(title_src)
-    sapo = clean_text(
-        page.meta_first("og:description", "description") or _str_or_none(ld.get("description"))
-    )
-    body = extract_page(page.html, url=url, title=title, sapo=sapo, prune_xpath=generic.PRUNE_XPATH)
-    return body.text
-
-
 def resolve_generic(spec: str | None = None) -> tuple[str, Extractor]:
     """The project's generic body path as an ``Extractor`` and its name.
 
-    ``spec`` = ``module:function`` called as ``function(html, url)``. Default: the first
-    of ``GENERIC_CANDIDATES`` in ``crawler.parsers.generic``, else
-    :func:`generic_body_as_parse_generic`. Raises ``ImportError``/``LookupError``.
+    ``spec`` = ``module:function`` called as ``function(html, url)``; default
+    ``crawler.parsers.generic:generic_body``. Raises ``ImportError``/``LookupError``.
     """
-    if spec:
-        mod_name, _, fn_name = spec.partition(":")
-        names: Sequence[str] = (fn_name,)
-    else:
-        mod_name, names = "crawler.parsers.generic", GENERIC_CANDIDATES
-    module = importlib.import_module(mod_name)
-    for name in names:
-        fn = getattr(module, name, None)
-        if callable(fn):
-            target: Callable[..., Any] = fn
-
-            def run(html: bytes, url: str, _fn: Callable[..., Any] = target) -> str:
-                return _as_body(_fn(html, url))
-
-            return f"{mod_name}.{name}", run
-    if spec:
+    mod_name, _, fn_name = (spec or "crawler.parsers.generic:generic_body").partition(":")
+    fn = getattr(importlib.import_module(mod_name), fn_name, None)
+    if not callable(fn):
         raise LookupError(f"{mod_name} has no {fn_name}")
-    for needed in ("PRUNE_XPATH", "ARTICLE_TYPES"):
-        if not hasattr(module, needed):
-            raise LookupError(f"{mod_name} has none of {', '.join(names)} nor {needed}")
-    return "generic body (as parse_generic)", generic_body_as_parse_generic
+    target: Callable[..., Any] = fn
 
+    def run(html: bytes, url: str) -> str:
+        return _as_body(target(html, url))
 
-# Token-safe replacement for generic.PRUNE_XPATH's class rules: baotintuc.vn writes these
-# classes alone (class="widget"), while contains(@class,'widget') also hits other sites'
-# content wrappers (Elementor "elementor-widget-container", Blogger "widget Blog").
-EXACT_CLASS_PRUNE = (
-    "//ul[@class='list-concern']",
-    "//div[@class='keysword']",
-    "//div[@class='author']",
-    "//div[@class='widget']",
-    "//figure",
-    "//figcaption",
-    "//ins",
-    "//iframe",
-)
+    return f"{mod_name}.{fn_name}", run
 
 
 def prototype_generic_body(
@@ -555,11 +494,8 @@ def diagnose_extractors() -> dict[str, Extractor]:
     """Prototypes of the generic body path (``--diagnose``)."""
     return {
         "proto: PRUNE_XPATH as is (repro)": prototype_generic_body(None),
-        "proto: exact-class prune": prototype_generic_body(EXACT_CLASS_PRUNE),
         "proto: no prune": prototype_generic_body(()),
-        "proto: exact-class prune, keep sapo": prototype_generic_body(
-            EXACT_CLASS_PRUNE, drop_sapo=False
-        ),
+        "proto: PRUNE_XPATH, keep sapo": prototype_generic_body(None, drop_sapo=False),
     }
 
 
