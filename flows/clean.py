@@ -6,11 +6,12 @@ import logging
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from crawler.archive import RawPage
+from crawler.items import FetchFailure
 from crawler.parsers import ParseError, parse_article
 
 log = logging.getLogger(__name__)
@@ -55,11 +56,4 @@ def clean_pages(pages: Iterable[RawPage], since: date | None = None) -> CleanRes
 
 
 def _reject(page: RawPage, reason: str, detail: str) -> dict[str, Any]:
-    return {
-        "url": page.url,
-        "stage": "parse",
-        "reason": reason,
-        "status": page.status,
-        "detail": detail,
-        "at": datetime.now(UTC).isoformat(),
-    }
+    return FetchFailure(page.url, "parse", reason, page.status, detail).to_json()

@@ -25,6 +25,7 @@ from prefect.runtime import flow_run
 
 from config import Settings, load_settings
 from crawler.archive import PART_SUFFIX, WarcWriter, iter_pages
+from crawler.items import FetchFailure
 from crawler.spiders.baotintuc import id17_datetime
 from crawler.urls import article_id
 from flows.clean import CleanResult, clean_pages
@@ -246,7 +247,6 @@ def hold_back_incomplete(
     if not card.alarms:
         return rows, []
     kept, held = [], []
-    now = datetime.now(UTC).isoformat()
     for row in rows:
         missing = [f for f in gated if not row.get(f)]
         generic = str(row.get("parser_version", "")).startswith(GENERIC_PREFIX)
@@ -254,14 +254,13 @@ def hold_back_incomplete(
             kept.append(row)
             continue
         held.append(
-            {
-                "url": row["url"],
-                "stage": "quality",
-                "reason": f"quality_gate:{missing[0] if missing else 'generic_parser'}",
-                "status": row.get("http_status"),
-                "detail": ("missing " + ", ".join(missing)) if missing else row["parser_version"],
-                "at": now,
-            }
+            FetchFailure(
+                url=row["url"],
+                stage="quality",
+                reason=f"quality_gate:{missing[0] if missing else 'generic_parser'}",
+                status=row.get("http_status"),
+                detail=("missing " + ", ".join(missing)) if missing else row["parser_version"],
+            ).to_json()
         )
     return kept, held
 
