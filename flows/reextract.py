@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -66,15 +67,30 @@ class ReextractSummary:
     fields_changed: dict[str, int] = field(default_factory=dict)
 
 
-def newest_pages(archives: list[Path]) -> dict[str, RawPage]:
-    """The newest archived fetch of every article across ``archives``."""
-    newest: dict[str, RawPage] = {}
-    for path in archives:
-        for page in iter_pages(path):
+def newest_pages(archives: list[Path]) -> tuple[int, Iterator[RawPage]]:
+    """The newest archived fetch of every article across ``archives``: ``(count, pages)``.
+
+    Two passes, so that only one page body is in memory at a time: the archive of months
+    of crawling is far larger than memory. The first pass notes where each article's
+    newest record is; the second yields just those records.
+    """
+    newest: dict[str, tuple[datetime, int, int]] = {}  # id -> (fetched_at, archive, record)
+    for a, path in enumerate(archives):
+        for r, page in enumerate(iter_pages(path)):
             aid = id_from_url(page.url)
-            if aid and (aid not in newest or page.fetched_at >= newest[aid].fetched_at):
-                newest[aid] = page
-    return newest
+            if aid and (aid not in newest or page.fetched_at >= newest[aid][0]):
+                newest[aid] = (page.fetched_at, a, r)
+    wanted = {(a, r) for _, a, r in newest.values()}
+    needed = {a for a, _ in wanted}
+
+    def pages() -> Iterator[RawPage]:
+        for a, path in enumerate(archives):
+            if a in needed:
+                for r, page in enumerate(iter_pages(path)):
+                    if (a, r) in wanted:
+                        yield page
+
+    return len(newest), pages()
 
 
 def _norm(value: Any) -> Any:
@@ -127,9 +143,8 @@ def reextract(db_path: str | None = None, since: date | None = None) -> Reextrac
     summary = ReextractSummary(run_id=run_id)
     archives = sorted(settings.paths.raw_dir.rglob("*.warc.gz"))
     summary.archives = len(archives)
-    pages = newest_pages(archives)
-    summary.pages = len(pages)
-    cleaned = clean_pages(pages.values(), since=since)
+    summary.pages, pages = newest_pages(archives)
+    cleaned = clean_pages(pages, since=since)
     summary.parsed, summary.rejected = len(cleaned.rows), len(cleaned.rejects)
     stored = read_stored(db, [r["article_id"] for r in cleaned.rows])
     changed_rows: list[dict[str, Any]] = []
