@@ -29,7 +29,7 @@ from crawler.items import FetchFailure
 from crawler.spiders.baotintuc import id17_datetime
 from crawler.urls import article_id
 from flows.clean import CleanResult, clean_pages
-from flows.scorecard import GENERIC_PREFIX, LayoutDriftAlarm, Scorecard, score
+from flows.scorecard import GENERIC_PREFIX, LayoutDriftAlarm, Scorecard, is_filled, score
 from flows.spider import CrawlOutput, CrawlRequest, crawl_lock, is_loopback, run_crawl
 from warehouse.db import WarehouseLocked, connect, writer
 from warehouse.load import KnownArticle, known_articles, load_run
@@ -248,7 +248,7 @@ def hold_back_incomplete(
         return rows, []
     kept, held = [], []
     for row in rows:
-        missing = [f for f in gated if not row.get(f)]
+        missing = [f for f in gated if not is_filled(row.get(f))]
         generic = str(row.get("parser_version", "")).startswith(GENERIC_PREFIX)
         if not missing and not generic:
             kept.append(row)

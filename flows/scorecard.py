@@ -123,7 +123,8 @@ class Scorecard:
         return out
 
 
-def _filled(value: Any) -> bool:
+def is_filled(value: Any) -> bool:
+    """The scorecard's notion of a filled field: non-blank text, non-empty list, any value."""
     if value is None:
         return False
     if isinstance(value, str):
@@ -148,7 +149,7 @@ def score(
     total = len(rows)
     fields: dict[str, FieldScore] = {}
     for name in dict.fromkeys([*SCORED_FIELDS, *thresholds]):
-        missing = [r.get("url", "?") for r in rows if not _filled(r.get(name))]
+        missing = [r.get("url", "?") for r in rows if not is_filled(r.get(name))]
         fields[name] = FieldScore(
             name, total - len(missing), total, thresholds.get(name), missing[:3]
         )
