@@ -149,7 +149,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     settings = _settings()
     base = check_base_url(args.base_url) if args.base_url else settings.crawl.base_url
     db = Path(args.db) if args.db else settings.paths.db_path
-    if err := _check_writable(settings, db) or check_prefect_api():
+    if err := _check_writable(settings, db):
         return _fail(err)
     from flows.spider import is_loopback
 
@@ -193,6 +193,9 @@ def _run_ingest(
     categories: str | None,
     mode: str,
 ) -> int:
+    # Before any work: crawl and demo both come through here.
+    if err := check_prefect_api():
+        return _fail(err)
     from crawler.site import category_by_key
     from flows.ingest import ingest
     from flows.runtime import quiet_console_tracebacks
