@@ -5,7 +5,7 @@ Usage::
     python -m bench.extraction [--aeb-dir DIR] [--fixtures DIR] [--json OUT] [--check]
                                [--limit N] [--variants] [--generic MODULE:FUNC]
 
-Part 1 (fixtures): per-field exact-match rate of ``crawler.parsers.parse_article`` against
+Part 1 (fixtures): per-field exact-match rate of ``baotintuc.parsers.parse_article`` against
 ``expected.json``, body token F1 (mean, worst page) and pages per second.
 Part 2 (AEB): plain ``trafilatura.extract(html, url=url)`` against the project's generic
 body path, on the same pages in the same run: token precision/recall/F1 and ms per page.
@@ -62,12 +62,12 @@ def local_tokenize(text: str | None) -> list[str]:
 
 def _project_tokenizer() -> tuple[str, Callable[[str | None], list[str]]]:
     # The project's own unit of token_f1 (clean_text, lower, \w+) when it is importable, so
-    # that bench figures and crawler.text.token_f1 agree; else the same rule implemented here.
+    # that bench figures and baotintuc.text.token_f1 agree; else the same rule implemented here.
     try:
-        from crawler.text import tokens
+        from baotintuc.text import tokens
     except ImportError:
         return "bench.extraction.local_tokenize (NFC, lowercased \\w+)", local_tokenize
-    return "crawler.text.tokens (clean_text, lowercased \\w+)", tokens
+    return "baotintuc.text.tokens (clean_text, lowercased \\w+)", tokens
 
 
 TOKENIZER_NAME, _tokenize = _project_tokenizer()
@@ -222,7 +222,7 @@ class FixtureReport:
     body_f1: dict[str, float]
     pages_per_second: float | None
     pass_seconds: list[float]
-    cross_check_max_diff: float | None = None  # |bench F1 - crawler.text.token_f1|
+    cross_check_max_diff: float | None = None  # |bench F1 - baotintuc.text.token_f1|
 
     @property
     def body_f1_mean(self) -> float | None:
@@ -346,7 +346,8 @@ def print_fixture_report(rep: FixtureReport, out: Callable[[str], None] = print)
         )
         if rep.cross_check_max_diff is not None:
             out(
-                f"  cross-check vs crawler.text.token_f1: max |diff| {rep.cross_check_max_diff:.4f}"
+                "  cross-check vs baotintuc.text.token_f1: max |diff| "
+                f"{rep.cross_check_max_diff:.4f}"
             )
     else:
         out("body token F1: no page has an expected body_text")
@@ -414,7 +415,7 @@ def trafilatura_with(**options: Any) -> Extractor:
     return run
 
 
-# Functions (html, url) -> body that crawler.parsers.generic may expose, tried in order.
+# Functions (html, url) -> body that baotintuc.parsers.generic may expose, tried in order.
 def _as_body(result: Any) -> str:
     if result is None:
         return ""
@@ -437,9 +438,9 @@ def resolve_generic(spec: str | None = None) -> tuple[str, Extractor]:
     """The project's generic body path as an ``Extractor`` and its name.
 
     ``spec`` = ``module:function`` called as ``function(html, url)``; default
-    ``crawler.parsers.generic:generic_body``. Raises ``ImportError``/``LookupError``.
+    ``baotintuc.parsers.generic:generic_body``. Raises ``ImportError``/``LookupError``.
     """
-    mod_name, _, fn_name = (spec or "crawler.parsers.generic:generic_body").partition(":")
+    mod_name, _, fn_name = (spec or "baotintuc.parsers.generic:generic_body").partition(":")
     fn = getattr(importlib.import_module(mod_name), fn_name, None)
     if not callable(fn):
         raise LookupError(f"{mod_name} has no {fn_name}")
@@ -460,10 +461,10 @@ def prototype_generic_body(
     def run(html: bytes, url: str) -> str:
         import trafilatura
 
-        from crawler.extract import blocks, drop_repeats
-        from crawler.parsers import generic
-        from crawler.parsers.page import Page, decode_html
-        from crawler.text import clean_text
+        from baotintuc.extract import blocks, drop_repeats
+        from baotintuc.parsers import generic
+        from baotintuc.parsers.page import Page, decode_html
+        from baotintuc.text import clean_text
 
         text, warnings = decode_html(html)
         page = Page(text, url, list(warnings))
@@ -656,7 +657,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 def _project_token_f1() -> Callable[[str, str], float] | None:
     try:
-        module = importlib.import_module("crawler.text")
+        module = importlib.import_module("baotintuc.text")
     except ImportError:
         return None
     fn = getattr(module, "token_f1", None)
@@ -665,15 +666,15 @@ def _project_token_f1() -> Callable[[str, str], float] | None:
 
 def run_fixtures(fixtures_dir: Path, result: dict[str, Any]) -> bool | None:
     """Part 1. Returns whether all targets pass, or None when it could not run."""
-    print("== 1. baotintuc fixtures: crawler.parsers.parse_article ==")
+    print("== 1. baotintuc fixtures: baotintuc.parsers.parse_article ==")
     if not (fixtures_dir / "expected.json").exists():
         print(f"SKIP: no {fixtures_dir / 'expected.json'}")
         result["fixtures"] = {"skipped": "no expected.json"}
         return None
     try:
-        from crawler.parsers import parse_article
+        from baotintuc.parsers import parse_article
     except ImportError as exc:
-        print(f"SKIP: crawler.parsers.parse_article not importable ({exc})")
+        print(f"SKIP: baotintuc.parsers.parse_article not importable ({exc})")
         result["fixtures"] = {"skipped": f"import: {exc}"}
         return None
     cases = load_fixtures(fixtures_dir)
@@ -800,7 +801,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--generic",
         default=None,
         metavar="MODULE:FUNC",
-        help="the generic body path (default: found in crawler.parsers.generic)",
+        help="the generic body path (default: found in baotintuc.parsers.generic)",
     )
     ap.add_argument("--skip-aeb", action="store_true")
     ap.add_argument("--skip-fixtures", action="store_true")

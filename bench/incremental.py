@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from crawler.urls import article_id
+from baotintuc.urls import article_id
 from mirror.build import ensure_built
 from mirror.server import MirrorServer
 

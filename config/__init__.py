@@ -66,7 +66,7 @@ class CrawlSettings(BaseModel):
     @field_validator("categories")
     @classmethod
     def _check_categories(cls, v: list[str]) -> list[str]:
-        from crawler.site import category_by_key
+        from baotintuc.site import category_by_key
 
         unknown = [c for c in v if category_by_key(c) is None]
         if unknown:

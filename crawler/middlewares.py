@@ -23,7 +23,7 @@ from scrapy.exceptions import IgnoreRequest
 from scrapy.utils.asyncio import sleep
 from scrapy.utils.response import response_status_message
 
-from crawler.urls import same_origin
+from baotintuc.urls import same_origin
 
 if TYPE_CHECKING:
     from typing import Self

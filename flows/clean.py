@@ -8,14 +8,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo
 
+from baotintuc.clock import vn_date
+from baotintuc.parsers import ParseError, parse_article
 from crawler.archive import RawPage
 from crawler.items import FetchFailure
-from crawler.parsers import ParseError, parse_article
 
 log = logging.getLogger(__name__)
-VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 @dataclass(slots=True)
@@ -44,7 +43,7 @@ def clean_pages(pages: Iterable[RawPage], since: date | None = None) -> CleanRes
             log.exception("parser crashed on %s", page.url)
             result.rejects.append(_reject(page, "parse_error:crash", repr(err)[:500]))
             continue
-        if since and article.published_at.astimezone(VN_TZ).date() < since:
+        if since and vn_date(article.published_at) < since:
             result.skipped_old += 1
             continue
         row = article.to_row()

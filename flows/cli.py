@@ -196,7 +196,7 @@ def _run_ingest(
     # Before any work: crawl and demo both come through here.
     if err := check_prefect_api():
         return _fail(err)
-    from crawler.site import category_by_key
+    from baotintuc.site import category_by_key
     from flows.ingest import ingest
     from flows.runtime import quiet_console_tracebacks
     from flows.scorecard import LayoutDriftAlarm

@@ -23,11 +23,11 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
 
+from baotintuc.clock import id17_datetime
+from baotintuc.urls import article_id
 from config import Settings, load_settings
 from crawler.archive import PART_SUFFIX, WarcWriter, iter_pages
 from crawler.items import FetchFailure
-from crawler.spiders.baotintuc import id17_datetime
-from crawler.urls import article_id
 from flows.clean import CleanResult, clean_pages
 from flows.scorecard import GENERIC_PREFIX, LayoutDriftAlarm, Scorecard, is_filled, score
 from flows.spider import CrawlOutput, CrawlRequest, crawl_lock, is_loopback, run_crawl

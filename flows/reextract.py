@@ -20,9 +20,9 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
 
+from baotintuc.urls import article_id as id_from_url
 from config import load_settings
 from crawler.archive import RawPage, iter_pages
-from crawler.urls import article_id as id_from_url
 from flows.clean import clean_pages
 from warehouse.db import reader, writer
 from warehouse.load import load_run

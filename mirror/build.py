@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from crawler.site import CATEGORIES_BY_ID, TOP_LEVEL, Category
+from baotintuc.site import CATEGORIES_BY_ID, TOP_LEVEL, Category
 from mirror.content import real_paragraphs, seed_paragraphs
 from mirror.feeds import ROBOTS_TXT, rss, rss_index
 from mirror.listings import PER_PAGE, Header, ListingShell, page_path

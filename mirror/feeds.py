@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from xml.sax.saxutils import escape
 
-from crawler.site import CANONICAL_ORIGIN
+from baotintuc.site import CANONICAL_ORIGIN
 from mirror.model import Article
 from mirror.shell import thumb_url
 from mirror.text import attr, rfc822

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from crawler.site import CANONICAL_ORIGIN
+from baotintuc.site import CANONICAL_ORIGIN
 from mirror.model import Article
 from mirror.shell import thumb_url
 from mirror.template import cut, fill, slot, sub1, threadbar_html

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from crawler.site import CANONICAL_ORIGIN, CATEGORIES_BY_ID, Category
+from baotintuc.site import CANONICAL_ORIGIN, CATEGORIES_BY_ID, Category
 
 
 @dataclass(frozen=True, slots=True)

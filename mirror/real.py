@@ -15,8 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from crawler.site import CATEGORIES_BY_ID
-from crawler.urls import article_id, listing_info, to_canonical
+from baotintuc.site import CATEGORIES_BY_ID
+from baotintuc.urls import article_id, listing_info, to_canonical
 from mirror.model import Article
 
 TRUTH_KEYS = (

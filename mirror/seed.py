@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from crawler.site import CATEGORIES_BY_ID
-from crawler.urls import article_id
+from baotintuc.site import CATEGORIES_BY_ID
+from baotintuc.urls import article_id
 from mirror.model import Article, Block, Byline, Figure
 from mirror.text import VN_TZ, collapse
 

@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from crawler.site import CANONICAL_ORIGIN, CATEGORIES_BY_ID
+from baotintuc.site import CANONICAL_ORIGIN, CATEGORIES_BY_ID
 from mirror.model import Article, Block, Byline, Figure
 from mirror.template import category_subs, cut, fill, slot, sub1, threadbar_html
 from mirror.text import attr, entities, iso, numeric_entities, visible_date

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
-from crawler.site import CATEGORIES_BY_ID, Category
+from baotintuc.site import CATEGORIES_BY_ID, Category
 from mirror.content import (
     CAPTION_SCENES,
     ORGS,

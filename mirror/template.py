@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from crawler.site import SUB_CATEGORIES, Category
+from baotintuc.site import SUB_CATEGORIES, Category
 from mirror.text import attr
 
 _SLOT_RE = re.compile(r"@@SLOT:([a-z_0-9]+)@@")

@@ -5,11 +5,14 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from email.utils import format_datetime
 from html.entities import codepoint2name
 
-VN_TZ = timezone(timedelta(hours=7))
+from baotintuc.clock import VN_TZ, id17_of
+
+__all__ = ["VN_TZ", "attr", "collapse", "entities", "id17", "iso", "numeric_entities",
+           "rfc822", "slugify", "visible_date"]
 WEEKDAYS = ("Thứ Hai", "Thứ Ba", "Thứ Tư", "Thứ Năm", "Thứ Sáu", "Thứ Bảy", "Chủ Nhật")
 _WS = re.compile(r"\s+")
 
@@ -56,8 +59,7 @@ def slugify(text: str) -> str:
     return re.sub(r"[\s-]+", "-", text).strip("-")
 
 
-def id17(dt: datetime) -> str:
-    return dt.strftime("%Y%m%d%H%M%S") + f"{dt.microsecond // 1000:03d}"
+id17 = id17_of
 
 
 def visible_date(dt: datetime) -> str:

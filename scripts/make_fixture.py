@@ -20,9 +20,9 @@ import lxml.html
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from crawler.parsers import parse_article, pick_parser  # noqa: E402
-from crawler.parsers.page import Page, decode_html  # noqa: E402
-from crawler.text import clean_text, token_f1  # noqa: E402
+from baotintuc.parsers import parse_article, pick_parser  # noqa: E402
+from baotintuc.parsers.page import Page, decode_html  # noqa: E402
+from baotintuc.text import clean_text, token_f1  # noqa: E402
 
 RESOURCES = Path(__file__).resolve().parents[1] / "tests" / "resources" / "baotintuc"
 SKIP_FIELDS = ("parser_version", "extractor_version", "warnings")

@@ -72,7 +72,7 @@ def test_shingles_and_upstream_f1() -> None:
 
 
 def test_metric_agrees_with_project_token_f1() -> None:
-    text = pytest.importorskip("crawler.text")
+    text = pytest.importorskip("baotintuc.text")
     pairs = [
         ("Tin, ảnh: Minh Anh - Ngọc Thành (TTXVN)", "minh anh ngọc thành"),
         ("a a b c", "a b b"),
@@ -121,7 +121,7 @@ def _fake_fixture_dir(tmp_path: Path) -> Path:
 
 
 def test_fixture_scoring_on_fake_parser(tmp_path: Path) -> None:
-    from crawler.parsers.model import ImageRecord
+    from baotintuc.model import ImageRecord
 
     cases = bx.load_fixtures(_fake_fixture_dir(tmp_path))
     assert [c.name for c in cases] == ["page_a", "page_b"]
@@ -162,8 +162,8 @@ def test_fixture_scoring_on_fake_parser(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not HAVE_FIXTURES, reason="no tests/resources/baotintuc/expected.json")
 def test_fixture_harness_on_real_fixtures() -> None:
-    parsers = pytest.importorskip("crawler.parsers")
-    text = pytest.importorskip("crawler.text")
+    parsers = pytest.importorskip("baotintuc.parsers")
+    text = pytest.importorskip("baotintuc.text")
     cases = bx.load_fixtures(FIXTURES)
     assert cases
     rep = bx.evaluate_fixtures(cases, parsers.parse_article, passes=1, project_f1=text.token_f1)
@@ -185,7 +185,7 @@ def aeb_sample() -> list[bx.AebPage]:
 
 
 def test_aeb_plain_vs_generic_sample(aeb_sample: list[bx.AebPage]) -> None:
-    pytest.importorskip("crawler.parsers.generic")
+    pytest.importorskip("baotintuc.parsers.generic")
     name, generic = bx.resolve_generic()
     runs = bx.evaluate_extractors(aeb_sample, {"plain": bx.plain_trafilatura, name: generic})
     for run in runs.values():

@@ -22,9 +22,9 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from baotintuc.urls import article_id  # noqa: E402
 from config import load_settings  # noqa: E402
 from crawler.archive import iter_pages  # noqa: E402
-from crawler.urls import article_id  # noqa: E402
 from mirror.server import Fault, MirrorServer  # noqa: E402
 
 LISTING = REPO / "tests/resources/listing/listing_phap-luat-475ct0_2025-07-13T2047.html.gz"

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 import pytest
 
-from crawler.text import token_f1
+from baotintuc.text import token_f1
 from mirror.server import Fault
 from tests.conftest import run_cli
 

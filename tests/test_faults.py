@@ -26,7 +26,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from crawler.text import token_f1
+from baotintuc.text import token_f1
 from mirror.server import OFFSITE_ORIGIN, Fault
 from tests.conftest import BAOTINTUC, REPO, cli_env
 

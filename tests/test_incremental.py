@@ -28,8 +28,8 @@ import duckdb
 import pytest
 from parsel import Selector
 
+from baotintuc.urls import article_id
 from crawler.spiders.baotintuc import MAIN_ITEMS, TOP_LINKS
-from crawler.urls import article_id
 from mirror.server import MirrorServer, RequestRecord
 from tests.conftest import BAOTINTUC, REPO, cli_env, run_cli
 

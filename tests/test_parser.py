@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from crawler.parsers import ParseError, parse_article, pick_parser
-from crawler.parsers.page import Page, decode_html
-from crawler.text import token_f1
+from baotintuc.parsers import ParseError, parse_article, pick_parser
+from baotintuc.parsers.page import Page, decode_html
+from baotintuc.text import token_f1
 
 RESOURCES = Path(__file__).parent / "resources" / "baotintuc"
 EXPECTED: dict[str, dict[str, Any]] = json.loads((RESOURCES / "expected.json").read_text())

@@ -29,6 +29,7 @@ from scrapy.spidermiddlewares.httperror import HttpError  # noqa: E402
 from scrapy.utils.test import get_crawler  # noqa: E402
 from twisted.python.failure import Failure  # noqa: E402
 
+from baotintuc.urls import article_id  # noqa: E402
 from crawler.items import DiscoveredArticle, FetchFailure, RawArticle  # noqa: E402
 from crawler.middlewares import (  # noqa: E402
     BackoffRetryMiddleware,
@@ -36,7 +37,6 @@ from crawler.middlewares import (  # noqa: E402
     retry_after_seconds,
 )
 from crawler.spiders.baotintuc import BaotintucSpider, classify_failure  # noqa: E402
-from crawler.urls import article_id  # noqa: E402
 
 BASE = "http://127.0.0.1:8765"
 LISTING = REPO / "tests/resources/listing/listing_phap-luat-475ct0_2025-07-13T2047.html.gz"

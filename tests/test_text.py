@@ -6,10 +6,10 @@ from datetime import datetime
 
 import pytest
 
-from crawler.parsers.byline import parse_byline, parse_credit
-from crawler.parsers.dates import VN_TZ, parse_visible, resolve_dates
-from crawler.parsers.page import decode_html
-from crawler.text import clean_text, search_key, token_f1, word_count
+from baotintuc.parsers.byline import parse_byline, parse_credit
+from baotintuc.parsers.dates import VN_TZ, parse_visible, resolve_dates
+from baotintuc.parsers.page import decode_html
+from baotintuc.text import clean_text, search_key, token_f1, word_count
 
 
 @pytest.mark.parametrize(

@@ -17,8 +17,8 @@ from typing import Any
 import duckdb
 import pytest
 
-from crawler.parsers.model import ImageRecord, ParsedArticle
-from crawler.site import ALL_CATEGORIES
+from baotintuc.model import ImageRecord, ParsedArticle
+from baotintuc.site import ALL_CATEGORIES
 from warehouse.db import WarehouseLocked, connect, migrate, reader, refresh_views, writer
 from warehouse.load import (
     content_hash,

@@ -233,8 +233,8 @@ def refresh_views(
 
 
 def seed_categories(con: duckdb.DuckDBPyConnection) -> int:
-    """Insert the categories of ``crawler.site`` that the table lacks; returns how many."""
-    from crawler.site import ALL_CATEGORIES
+    """Insert the categories of ``baotintuc.site`` that the table lacks; returns how many."""
+    from baotintuc.site import ALL_CATEGORIES
 
     have = {int(r[0]) for r in con.execute("select id from categories").fetchall()}
     missing = [c for c in ALL_CATEGORIES if c.id not in have]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import AsyncIterator, Iterable, Iterator
-from datetime import UTC, date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
@@ -38,18 +38,18 @@ from scrapy.exceptions import (
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.internet import error as tx_error
 
-from crawler.items import DiscoveredArticle, FetchFailure, RawArticle
-from crawler.middlewares import RequestRejected
-from crawler.site import KNOWN_FEEDS, TOP_LEVEL, Category, category_by_key
-from crawler.urls import (
+from baotintuc.clock import VN_TZ, id17_datetime, vn_day_start
+from baotintuc.site import KNOWN_FEEDS, TOP_LEVEL, Category, category_by_key
+from baotintuc.urls import (
     ARTICLE_RE,
     article_id,
-    id17_parts,
     is_site_url,
     listing_info,
     to_canonical,
     to_fetch_url,
 )
+from crawler.items import DiscoveredArticle, FetchFailure, RawArticle
+from crawler.middlewares import RequestRejected
 
 if TYPE_CHECKING:
     from typing import Self
@@ -61,7 +61,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-VN_TZ = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")
 # Publication comes up to ~36 min after the ID17 (creation time): a listing page is
 # past ``since`` only when every item on it was created before since - this margin.
 PAGINATION_MARGIN = timedelta(hours=1)
@@ -95,17 +94,6 @@ def _split(value: str | Iterable[str] | None) -> list[str] | None:
         return None
     items = value.split(",") if isinstance(value, str) else list(value)
     return [s.strip() for s in items if s and s.strip()]
-
-
-def id17_datetime(aid: str) -> datetime | None:
-    """Creation time (Vietnam time, aware) encoded in an ID17."""
-    parts = id17_parts(aid)
-    if parts is None:
-        return None
-    try:
-        return datetime(*parts, tzinfo=VN_TZ)
-    except ValueError:
-        return None
 
 
 def read_skip_ids(path: str | Path) -> set[str]:
@@ -301,7 +289,7 @@ class BaotintucSpider(scrapy.Spider):
         created = id17_datetime(aid)
         if created is None:
             return False
-        start = datetime.combine(self.since, time(0), tzinfo=VN_TZ)
+        start = vn_day_start(self.since)
         return created < start - margin
 
     def found(self, href: str, page_url: str, via: str) -> Iterator[DiscoveredArticle | Any]:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import lxml.html
 import trafilatura
 
-from crawler.parsers.model import ImageRecord
-from crawler.text import clean_text
+from baotintuc.model import ImageRecord
+from baotintuc.text import clean_text
 
 EXTRACTOR_VERSION = f"trafilatura-{trafilatura.__version__}"
 

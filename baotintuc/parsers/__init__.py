@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from crawler.parsers.baotintuc import VERSIONS, BaotintucParser
-from crawler.parsers.generic import parse_generic
-from crawler.parsers.model import ImageRecord, ParsedArticle, ParseError
-from crawler.parsers.page import Page, decode_html
-from crawler.urls import article_id, to_canonical
+from baotintuc.model import ImageRecord, ParsedArticle, ParseError
+from baotintuc.parsers.generic import parse_generic
+from baotintuc.parsers.layouts import VERSIONS, BaotintucParser
+from baotintuc.parsers.page import Page, decode_html
+from baotintuc.urls import article_id, to_canonical
 
 __all__ = ["ImageRecord", "ParseError", "ParsedArticle", "parse_article", "pick_parser"]
 

@@ -9,11 +9,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
-from crawler.urls import id17_parts
+from baotintuc.clock import VN_TZ, id17_datetime, to_vn
 
-VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 TOLERANCE = timedelta(minutes=1)
 _VISIBLE_RE = re.compile(
     r"(?P<d>\d{1,2})/(?P<mo>\d{1,2})/(?P<y>\d{4})(?:\D{1,12}?(?P<h>\d{1,2})[:h](?P<mi>\d{2}))?"
@@ -30,13 +28,6 @@ class Dates:
     modified_at: datetime | None
     source: str  # meta | jsonld | visible | id17
     disagreement: bool
-
-
-def to_vn(dt: datetime) -> datetime:
-    """Aware datetime in +07:00; a naive one is taken as Vietnam time."""
-    if dt.tzinfo is None:
-        return dt.replace(tzinfo=VN_TZ)
-    return dt.astimezone(VN_TZ)
 
 
 def parse_iso(value: str | None) -> datetime | None:
@@ -65,16 +56,6 @@ def parse_visible(text: str | None) -> datetime | None:
         return None
 
 
-def from_id17(article_id: str | None) -> datetime | None:
-    parts = id17_parts(article_id or "")
-    if not parts:
-        return None
-    try:
-        return datetime(*parts, tzinfo=VN_TZ)
-    except ValueError:
-        return None
-
-
 def resolve_dates(
     *,
     meta: str | None,
@@ -91,10 +72,10 @@ def resolve_dates(
     ]
     found = [(name, dt) for name, dt in candidates if dt is not None]
     if not found:
-        id_dt = from_id17(article_id)
+        id_dt = id17_datetime(article_id)
         if id_dt is None:
             return None
-        found = [("id17", id_dt)]
+        found = [("id17", id_dt.replace(microsecond=0))]  # a date, not a creation stamp
     source, published = found[0]
     disagreement = any(abs(dt - published) > TOLERANCE for _, dt in found[1:])
     return Dates(published, parse_iso(modified), source, disagreement)

@@ -6,13 +6,13 @@ from typing import Any
 
 import trafilatura
 
-from crawler.extract import EXTRACTOR_VERSION, extract_page
-from crawler.parsers import common
-from crawler.parsers.byline import parse_byline
-from crawler.parsers.dates import resolve_dates
-from crawler.parsers.model import ImageRecord, ParsedArticle, ParseError
-from crawler.parsers.page import Page, decode_html, text_of
-from crawler.text import clean_text, word_count
+from baotintuc.extract import EXTRACTOR_VERSION, extract_page
+from baotintuc.model import ImageRecord, ParsedArticle, ParseError
+from baotintuc.parsers import common
+from baotintuc.parsers.byline import parse_byline
+from baotintuc.parsers.dates import resolve_dates
+from baotintuc.parsers.page import Page, decode_html, text_of
+from baotintuc.text import clean_text, word_count
 
 VERSION = "generic-1"
 ARTICLE_TYPES = ("NewsArticle", "Article", "ReportageNewsArticle", "BlogPosting")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from crawler.text import clean_text
+from baotintuc.text import clean_text
 
 _AGENCY_RE = re.compile(r"\(\s*([^()]+?)\s*\)\s*$")
 _SPLIT_RE = re.compile(r"\s*[–—\-,;&]\s*|\s+và\s+", re.IGNORECASE)

@@ -11,8 +11,8 @@ from typing import Any
 import lxml.html
 from lxml import etree
 
-from crawler.parsers.model import ParseError
-from crawler.text import clean_text
+from baotintuc.model import ParseError
+from baotintuc.text import clean_text
 
 _CHARSET_RE = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_\-]+)""", re.IGNORECASE)
 

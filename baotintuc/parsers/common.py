@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote, urljoin, urlsplit
 
-from crawler.parsers.page import Page
-from crawler.site import CANONICAL_ORIGIN, CATEGORIES_BY_SLUG
-from crawler.urls import article_id, listing_info, to_canonical
+from baotintuc.parsers.page import Page
+from baotintuc.site import CANONICAL_ORIGIN, CATEGORIES_BY_SLUG
+from baotintuc.urls import article_id, listing_info, to_canonical
 
 _THUMB_RE = re.compile(r"^https?://cdnthumb\.baotintuc\.vn/.*?https?@@\$\$(?:cdn)?media\.baotintuc\.vn(/.*)$")
 _FILE_ID_RE = re.compile(r"[?&]fileId=([^&]+)", re.IGNORECASE)

@@ -14,13 +14,13 @@ from typing import ClassVar
 import lxml.html
 from lxml.etree import XPath
 
-from crawler.extract import EXTRACTOR_VERSION, extract_body
-from crawler.parsers import common
-from crawler.parsers.byline import parse_byline, parse_credit
-from crawler.parsers.dates import resolve_dates
-from crawler.parsers.model import ImageRecord, ParsedArticle, ParseError
-from crawler.parsers.page import Page, text_of
-from crawler.text import clean_text, word_count
+from baotintuc.extract import EXTRACTOR_VERSION, extract_body
+from baotintuc.model import ImageRecord, ParsedArticle, ParseError
+from baotintuc.parsers import common
+from baotintuc.parsers.byline import parse_byline, parse_credit
+from baotintuc.parsers.dates import resolve_dates
+from baotintuc.parsers.page import Page, text_of
+from baotintuc.text import clean_text, word_count
 
 _CLS = "contains(concat(' ', normalize-space(@class), ' '), ' {} ')"
 

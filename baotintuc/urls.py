@@ -10,15 +10,12 @@ from __future__ import annotations
 import re
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from crawler.site import CANONICAL_HOST, CANONICAL_ORIGIN
+from baotintuc.site import CANONICAL_HOST, CANONICAL_ORIGIN
 
 # ``...-<ID17>.htm``; print views are ``-n<ID17>.htm``, videos ``-v<ID17>.htm``.
 ARTICLE_RE = re.compile(r"-(?P<prefix>[nv]?)(?P<id>\d{17})\.htm$")
 LISTING_RE = re.compile(
     r"^/(?P<slug>[a-z0-9-]+?)-(?P<cat>\d+)ct(?P<parent>\d+)(?:/trang-(?P<page>\d+))?\.htm$"
-)
-ID17_RE = re.compile(
-    r"^(?P<y>\d{4})(?P<mo>\d\d)(?P<d>\d\d)(?P<h>\d\d)(?P<mi>\d\d)(?P<s>\d\d)\d{3}$"
 )
 
 
@@ -95,18 +92,9 @@ def listing_info(url: str) -> tuple[str, int, int, int] | None:
     return m.group("slug"), int(m.group("cat")), int(m.group("parent")), int(m.group("page") or 1)
 
 
-def id17_parts(article_id_: str) -> tuple[int, int, int, int, int, int] | None:
-    """``(year, month, day, hour, minute, second)`` of an ID17, or None if malformed."""
-    m = ID17_RE.match(article_id_)
-    if not m:
-        return None
-    return tuple(int(m.group(k)) for k in ("y", "mo", "d", "h", "mi", "s"))  # type: ignore[return-value]
-
-
 __all__ = [
     "CANONICAL_ORIGIN",
     "article_id",
-    "id17_parts",
     "is_article_url",
     "is_site_url",
     "listing_info",
