@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 
 # Spider processes running now, so an interrupted CLI can wait for them to close their
-# archive before it exits (flows/cli.py).
+# archive before it exits (flows/cli/).
 ACTIVE_CRAWLS: set[subprocess.Popen[bytes]] = set()
 
 

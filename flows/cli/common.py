@@ -1,0 +1,83 @@
+"""What every ``baotintuc`` command shares: exit codes, one-line failures, argument types."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+import threading
+from datetime import date
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from config import Settings, load_settings
+
+EXIT_OK, EXIT_FAILED, EXIT_CANNOT_START, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def fail(msg: str, code: int = EXIT_CANNOT_START) -> int:
+    """Print one ``baotintuc: <msg>`` line on stderr and return ``code``."""
+    print(f"baotintuc: {msg}", file=sys.stderr)
+    return code
+
+
+def probe_origin(base_url: str, timeout: float) -> str | None:
+    """None if a TCP connection to the origin opens within ``timeout``, else why not."""
+    parts = urlsplit(base_url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    outcome: list[str | None] = []
+
+    def attempt() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                outcome.append(None)
+        except OSError as exc:
+            outcome.append(exc.strerror or exc.__class__.__name__)
+
+    t = threading.Thread(target=attempt, daemon=True)  # getaddrinfo has no timeout of its own
+    t.start()
+    t.join(timeout + 1)
+    return outcome[0] if outcome else f"no answer within {timeout:.0f} s"
+
+
+def parse_since(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--since wants YYYY-MM-DD, got {value!r}") from None
+
+
+def positive(value: str) -> int:
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be ≥ 1")
+    return n
+
+
+def settings_for_flows() -> Settings:
+    """Settings, with Prefect's environment prepared (Prefect reads it at import time)."""
+    settings = load_settings()
+    from flows.runtime import prepare_prefect_env
+
+    prepare_prefect_env(settings.paths.prefect_home)
+    return settings
+
+
+def check_writable(settings: Settings, db: Path) -> str | None:
+    """Every directory a run writes to must be writable: say which one is not."""
+    p = settings.paths
+    for name, folder in (
+        ("--db / paths.db_path", db.parent),
+        ("paths.data_dir", p.data_dir),
+        ("paths.raw_dir", p.raw_dir),
+        ("paths.runs_dir", p.runs_dir),
+    ):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe = folder / ".write-probe"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as exc:
+            return f"setting {name}: directory {folder} is not writable ({exc.strerror})"
+    return None
