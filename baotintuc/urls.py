@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
+from baotintuc.clock import id17_datetime
 from baotintuc.site import CANONICAL_HOST, CANONICAL_ORIGIN
 
 # ``...-<ID17>.htm``; print views are ``-n<ID17>.htm``, videos ``-v<ID17>.htm``.
@@ -22,11 +23,13 @@ LISTING_RE = re.compile(
 def article_id(url: str) -> str | None:
     """The 17-digit article ID (``yyyyMMddHHmmssfff``, Vietnam time) of an article URL.
 
-    Returns None for anything that is not an article page (listings, tags, print views).
+    Returns None for anything that is not an article page (listings, tags, print views),
+    and for 17 digits that are not a real creation time (month 13, 25 o'clock): such an
+    ID could never be ordered, dated or filtered by ``--since``.
     """
     path = urlsplit(url).path
     m = ARTICLE_RE.search(path)
-    if not m or m.group("prefix") == "n":
+    if not m or m.group("prefix") == "n" or id17_datetime(m.group("id")) is None:
         return None
     return m.group("id")
 

@@ -7,6 +7,7 @@ parameter instead of reading globals.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,32 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class ConfigError(ValueError):
-    """A setting is invalid; the message names it."""
+    """A setting is invalid; the message names it (``settings``: the names, when known)."""
+
+    def __init__(self, message: str, settings: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.settings = settings or []
+
+
+def normalize_origin(value: str) -> str:
+    """``value`` as an ``http(s)://host[:port]`` origin; ValueError says what is wrong."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"not an http(s) URL: {value!r}")
+    if parts.path not in ("", "/") or parts.query:
+        raise ValueError(f"must be an origin without path or query: {value!r}")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as err:
+        raise ValueError(f"bad port in {value!r}: {err}") from None
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def unknown_categories(keys: list[str]) -> list[str]:
+    """The keys (slug, ``<slug>-<id>ct<parent>`` or id) that name no known category."""
+    from baotintuc.site import category_by_key
+
+    return [k for k in keys if category_by_key(k) is None]
 
 
 class CrawlSettings(BaseModel):
@@ -52,23 +78,18 @@ class CrawlSettings(BaseModel):
     loopback_polite: bool = False
     busy_wait_seconds: float = Field(900, ge=0)
     offline_probe_timeout: float = Field(10, gt=0, le=30)
+    max_articles_per_run: int = Field(1000, ge=0)  # 0 = no cap
+    sitemaps: bool = True
 
     @field_validator("base_url")
     @classmethod
     def _check_url(cls, v: str) -> str:
-        parts = urlsplit(v.strip())
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"not an http(s) URL: {v!r}")
-        if parts.path not in ("", "/") or parts.query:
-            raise ValueError(f"must be an origin without path or query: {v!r}")
-        return f"{parts.scheme}://{parts.netloc}"
+        return normalize_origin(v)
 
     @field_validator("categories")
     @classmethod
     def _check_categories(cls, v: list[str]) -> list[str]:
-        from baotintuc.site import category_by_key
-
-        unknown = [c for c in v if category_by_key(c) is None]
+        unknown = unknown_categories(v)
         if unknown:
             raise ValueError(f"unknown categories: {', '.join(unknown)}")
         return v
@@ -90,6 +111,18 @@ class PathSettings(BaseModel):
         return PathSettings(
             **{k: (v if v.is_absolute() else root / v) for k, v in self.model_dump().items()}
         )
+
+
+class ArchiveSettings(BaseModel):
+    segment_pages: int = Field(200, ge=1, le=100_000)
+    segment_seconds: float = Field(30.0, gt=0)
+    gzip_level: int = Field(3, ge=1, le=9)
+
+
+class RunSettings(BaseModel):
+    max_failure_share: float = Field(0.5, ge=0, le=1)
+    min_fetches_for_failure_share: int = Field(10, ge=1)
+    stop_grace_seconds: float = Field(5.0, gt=0, le=8)
 
 
 class WarehouseSettings(BaseModel):
@@ -129,6 +162,8 @@ class Settings(BaseSettings):
     crawl: CrawlSettings
     paths: PathSettings = PathSettings()
     warehouse: WarehouseSettings = WarehouseSettings()
+    archive: ArchiveSettings = ArchiveSettings()
+    run: RunSettings = RunSettings()
     extract: ExtractSettings = ExtractSettings()
     quality: QualitySettings = QualitySettings()
     mirror: MirrorSettings = MirrorSettings()
@@ -173,6 +208,21 @@ def load_settings(root: Path | None = None, **overrides: Any) -> Settings:
     return settings
 
 
+def get_settings() -> Settings:
+    """The settings of this process, loaded once per environment.
+
+    The CLI and the flows it runs share them; a spider process loads none (it reads its
+    request). They are loaded again only when a ``BTT_*`` variable changes.
+    """
+    key = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("BTT_")))
+    return _settings_for(key)
+
+
+@functools.lru_cache(maxsize=8)
+def _settings_for(env: tuple[tuple[str, str], ...]) -> Settings:
+    return load_settings()
+
+
 def _file_in_the_way(directory: Path) -> Path | None:
     """The regular file at ``directory`` or at one of its ancestors, if any: then no
     directory can ever be created there (for root either)."""
@@ -203,13 +253,14 @@ def _check_paths(paths: PathSettings) -> None:
         raise ConfigError("; ".join(problems))
 
 
-def check_base_url(value: str, setting: str = "--base-url") -> str:
-    """``value`` as an ``http(s)://host[:port]`` origin, else :class:`ConfigError` naming
-    ``setting`` (for origins given outside the settings tree, e.g. on the command line)."""
-    try:
-        return CrawlSettings._check_url(value)
-    except ValueError as err:
-        raise ConfigError(f"{setting}: {err}") from None
-
-
-__all__ = ["ConfigError", "Settings", "check_base_url", "load_settings", "PROJECT_ROOT"]
+__all__ = [
+    "PROJECT_ROOT",
+    "ConfigError",
+    "QualitySettings",
+    "Settings",
+    "WarehouseSettings",
+    "get_settings",
+    "load_settings",
+    "normalize_origin",
+    "unknown_categories",
+]

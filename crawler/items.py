@@ -1,8 +1,9 @@
 """What the spider hands to the pipeline, and what the archive gives back.
 
 * :class:`RawArticle`: one fetched article page, archived as a WARC ``response`` record.
-* :class:`DiscoveredArticle`: one unique article found in a feed or a listing.
-* :class:`FetchFailure`: one request that did not give an archivable page.
+* :class:`Discovery`: one article URL found in a feed, listing, sitemap or redirect, and
+  what the spider decided about it.
+* :class:`baotintuc.model.Failure`: one URL that gave no archivable page.
 * :class:`RawPage`: one page read back from a WARC by :func:`crawler.archive.iter_pages`.
 """
 
@@ -10,11 +11,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
+from baotintuc.model import Failure
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+# What the spider decided about a discovered URL:
+#   request  - fetched (its outcome is a WARC record or a failure row)
+#   alias    - another URL of an ID already discovered (fetched only if the others fail)
+#   known    - stored already and not due for a re-check
+#   old      - created before ``since`` (minus a margin)
+#   deferred - over the run's cap: waits for the next run
+Outcome = Literal["request", "alias", "known", "old", "deferred"]
 
 
 @dataclass(slots=True)
@@ -50,34 +57,19 @@ class RawArticle:
 
 
 @dataclass(slots=True)
-class DiscoveredArticle:
-    """A unique article found (``via`` = ``rss:<slug>`` or ``listing:<cat key>:<page>``)."""
+class Discovery:
+    """An article URL found (``via`` = ``rss:<slug>``, ``listing:<key>:<page>``,
+    ``sitemap:<path>``, ``recheck`` or ``redirect:<ID17>``) and the spider's decision."""
 
     article_id: str
     url: str
     via: str
+    outcome: Outcome
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def to_json(self) -> dict[str, Any]:
-        return {"article_id": self.article_id, "url": self.url, "via": self.via}
+        return {"article_id": self.article_id, "url": self.url, "via": self.via,
+                "outcome": self.outcome, "at": self.at.isoformat()}
 
 
-@dataclass(slots=True)
-class FetchFailure:
-    """A request that gave no usable page; ``reason`` is a code of docs/architecture.md."""
-
-    url: str
-    stage: str  # robots | feed | feed_index | listing | article
-    reason: str
-    status: int | None = None
-    detail: str = ""
-    at: datetime = field(default_factory=utc_now)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "url": self.url,
-            "stage": self.stage,
-            "reason": self.reason,
-            "status": self.status,
-            "detail": self.detail,
-            "at": self.at.isoformat(),
-        }
+__all__ = ["Discovery", "Failure", "Outcome", "RawArticle", "RawPage"]

@@ -48,8 +48,8 @@ class RequestRejected(IgnoreRequest):
 
 
 def _base_url(crawler: Crawler) -> str:
-    spider = crawler.spider
-    base = getattr(spider, "base_url", None) or crawler.settings.get("BTT_BASE_URL")
+    """The origin of the run (the spider's, from its request)."""
+    base = getattr(crawler.spider, "base_url", None)
     if not base:
         raise RuntimeError("the spider has no base_url")
     return str(base)

@@ -1,8 +1,9 @@
-"""The run's outputs: the WARC of article pages and the JSON files of ``run_dir``.
+"""The run's outputs: WARC segments of article pages and the files of ``run_dir``.
 
-``RawArticle`` -> WARC record; ``DiscoveredArticle`` -> ``discovered.jsonl``;
-``FetchFailure`` -> ``failures.jsonl``; at spider close -> ``stats.json`` (the keys of
-docs/architecture.md). Paths come from the spider (``run_dir``, ``warc_path``).
+``RawArticle`` -> the current WARC segment (closed after ``segment_pages`` pages or
+``segment_seconds``, then loaded by the flow while the crawl goes on); ``Discovery`` ->
+``discovered.jsonl``; ``Failure`` -> ``failures.jsonl``; every few seconds and at the end
+-> ``progress.json``; at spider close -> ``stats.json`` (the keys of docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ from typing import IO, TYPE_CHECKING, Any
 
 from scrapy import signals
 from scrapy.exceptions import DropItem
+from twisted.internet import task
 
-from crawler.archive import WarcWriter
-from crawler.items import DiscoveredArticle, FetchFailure, RawArticle
+from baotintuc.model import Failure
+from crawler.archive import SegmentWriter
+from crawler.items import Discovery, RawArticle
+from crawler.request import current_request
 
 if TYPE_CHECKING:
     from typing import Self
@@ -28,20 +32,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-STATS_KEYS = (
-    "requests",
-    "responses",
-    "bytes",
-    "discovered",
-    "fetched",
-    "skipped_known",
-    "failed",
-    "retries",
-    "not_modified",
-    "finish_reason",
-    "started_at",
-    "finished_at",
-)
+PROGRESS_EVERY_S = 2.0
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -50,17 +41,34 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def _count(crawler: Crawler, key: str) -> int:
+    assert crawler.stats is not None
+    return int(crawler.stats.get_value(key, 0) or 0)
+
+
+def run_counts(crawler: Crawler) -> dict[str, int]:
+    """The counters of ``progress.json`` and ``stats.json``."""
+    keys = ("requests", "responses", "bytes", "discovered", "fetched", "skipped_known",
+            "skipped_old", "deferred", "failed", "not_modified", "pages_ok", "pages_failed",
+            "article_requests")
+    out = {k: _count(crawler, f"btt/{k}") for k in keys}
+    out["retries"] = _count(crawler, "retry/count")
+    return out
+
+
 class RunOutputPipeline:
     """Write every item of the crawl to its file; write ``stats.json`` when it ends."""
 
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
-        self.warc: WarcWriter | None = None
+        self.request = current_request()
+        self.run_dir = self.request.run_dir
+        self.archive: SegmentWriter | None = None
         self.discovered: IO[str] | None = None
         self.failures: IO[str] | None = None
-        self.run_dir: Path | None = None
         self.started_at = datetime.now(UTC)
-        self.seen_ids: set[str] = set()
+        self.archived: set[str] = set()
+        self._rotator: task.LoopingCall | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -70,38 +78,48 @@ class RunOutputPipeline:
         return pipeline
 
     def open_spider(self) -> None:
-        spider = self.crawler.spider
-        assert spider is not None
+        req = self.request
         self.started_at = datetime.now(UTC)
-        self.run_dir = Path(spider.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.discovered = open(self.run_dir / "discovered.jsonl", "w", encoding="utf-8")  # noqa: SIM115
         self.failures = open(self.run_dir / "failures.jsonl", "w", encoding="utf-8")  # noqa: SIM115
-        self.warc = WarcWriter(
-            spider.warc_path,
+        self.archive = SegmentWriter(
+            req.archive_dir,
+            req.archive_prefix,
+            max_records=req.segment_pages,
+            max_seconds=req.segment_seconds,
+            level=req.gzip_level,
             info={
                 "software": f"baotintuc-pipeline crawler (Scrapy {_scrapy_version()})",
                 "http-header-user-agent": str(self.crawler.settings.get("USER_AGENT")),
                 "robots": "obey" if self.crawler.settings.getbool("ROBOTSTXT_OBEY") else "ignore",
-                "x-base-url": str(spider.base_url),
-                "x-run-dir": str(self.run_dir),
+                "x-base-url": req.base_url,
+                "x-run-id": req.run_id,
             },
         )
+        # Pages fetched slowly (the live site: one a second) still reach the warehouse.
+        self._rotator = task.LoopingCall(self.archive.rotate_if_idle)
+        self._rotator.start(min(5.0, req.segment_seconds), now=False)
 
     def process_item(self, item: Any) -> Any:
         stats = self.crawler.stats
         assert stats is not None
         if isinstance(item, RawArticle):
-            if item.article_id in self.seen_ids:
+            if item.article_id in self.archived:
                 raise DropItem(f"Article already archived: {item.article_id}")
-            self.seen_ids.add(item.article_id)
-            assert self.warc is not None
-            self.warc.write_page(item.to_raw_page())
+            self.archived.add(item.article_id)
+            assert self.archive is not None
+            self.archive.write_page(item.to_raw_page())
             stats.inc_value("btt/fetched")
-        elif isinstance(item, DiscoveredArticle):
+        elif isinstance(item, Discovery):
             self._write_line(self.discovered, item.to_json())
-            stats.inc_value("btt/discovered")
-        elif isinstance(item, FetchFailure):
+            if item.outcome != "alias":
+                stats.inc_value("btt/discovered")
+            key = {"known": "skipped_known", "old": "skipped_old",
+                   "deferred": "deferred"}.get(item.outcome)
+            if key:
+                stats.inc_value(f"btt/{key}")
+        elif isinstance(item, Failure):
             self._write_line(self.failures, item.to_json())
             stats.inc_value("btt/failed")
             stats.inc_value(f"btt/failed/{item.stage}/{item.reason}")
@@ -114,32 +132,20 @@ class RunOutputPipeline:
         fh.flush()
 
     def close_spider(self) -> None:
+        if self._rotator is not None and self._rotator.running:
+            self._rotator.stop()
         for fh in (self.discovered, self.failures):
             if fh is not None:
                 fh.close()
-        if self.warc is not None:
-            path = self.warc.close()
-            logger.info("Archived %d article pages in %s", self.warc.records, path)
+        if self.archive is not None:
+            closed = self.archive.close()
+            logger.info("Archived %d article pages in %d segments", self.archive.records,
+                        len(closed))
 
     def spider_closed(self, spider: Spider, reason: str) -> None:
-        if self.run_dir is None:
-            return
-        stats = self.crawler.stats
-        assert stats is not None
-
-        def count(key: str) -> int:
-            return int(stats.get_value(key, 0) or 0)
-
         data: dict[str, Any] = {
-            "requests": count("btt/requests"),
-            "responses": count("btt/responses"),
-            "bytes": count("btt/bytes"),
-            "discovered": count("btt/discovered"),
-            "fetched": count("btt/fetched"),
-            "skipped_known": count("btt/skipped_known"),
-            "failed": count("btt/failed"),
-            "retries": count("retry/count"),
-            "not_modified": count("btt/not_modified"),
+            **run_counts(self.crawler),
+            "segments": self.archive.number if self.archive else 0,
             "finish_reason": reason,
             "started_at": self.started_at.isoformat(),
             "finished_at": datetime.now(UTC).isoformat(),
@@ -148,10 +154,43 @@ class RunOutputPipeline:
         logger.info("Run stats: %s", json.dumps(data))
 
 
+class ProgressExtension:
+    """``progress.json`` every few seconds: what the flow's progress bar shows."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self.path = current_request().run_dir / "progress.json"
+        self._loop = task.LoopingCall(self.write)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        ext = cls(crawler)
+        crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
+        return ext
+
+    def spider_opened(self, spider: Spider) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._loop.start(PROGRESS_EVERY_S, now=True)
+
+    def write(self) -> None:
+        engine = self.crawler.engine
+        queued = 0
+        if engine is not None and engine.slot is not None:
+            queued = len(engine.slot.scheduler) if engine.slot.scheduler else 0
+        write_json_atomic(self.path, {**run_counts(self.crawler), "queued": queued,
+                                      "at": datetime.now(UTC).isoformat()})
+
+    def spider_closed(self, spider: Spider, reason: str) -> None:
+        if self._loop.running:
+            self._loop.stop()
+        self.write()
+
+
 def _scrapy_version() -> str:
     import scrapy
 
     return scrapy.__version__
 
 
-__all__ = ["RunOutputPipeline", "STATS_KEYS", "write_json_atomic"]
+__all__ = ["ProgressExtension", "RunOutputPipeline", "run_counts", "write_json_atomic"]

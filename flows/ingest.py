@@ -1,17 +1,18 @@
-"""The ``ingest`` flow: discover → fetch (Scrapy subprocess) → clean → load (DuckDB).
+"""The ``ingest`` flow: discover → fetch (Scrapy subprocess) → transform → load, streaming.
 
-Retries go on the I/O tasks only; the clean step is pure and re-runnable from the WARC
-archive. Every run ends with two Prefect table artifacts (``ingest-summary``,
-``ingest-quality``), a ``crawl_runs`` row and its ``run_quality`` rows. A layout-drift
-alarm fails the run after loading only the rows that pass the gate.
+The spider writes WARC segments; each closed segment is transformed and loaded as one
+batch while the crawl goes on, so extraction overlaps fetching (two processes, two cores),
+memory does not grow with the run, and a run cut short keeps what it fetched. Before any
+fetch the run checks the warehouse and the origin; at the end it accounts for every
+discovered article (discovered = stored + skipped + failed, per ID), decides whether the
+run failed (nothing fetchable, too many failures, layout drift), and publishes its
+artifacts. Every value of the run is resolved once into a
+:class:`crawler.request.CrawlRequest`.
 """
 
 from __future__ import annotations
 
-import itertools
-import json
-import os
-import shutil
+import logging
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -21,18 +22,38 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from baotintuc.clock import id17_datetime
-from baotintuc.urls import article_id
-from config import Settings, load_settings
-from crawler.archive import PART_SUFFIX, WarcWriter, iter_pages
-from crawler.items import FetchFailure
-from flows.clean import CleanResult, clean_pages
-from flows.scorecard import GENERIC_PREFIX, LayoutDriftAlarm, Scorecard, is_filled, score
-from flows.spider import CrawlOutput, CrawlRequest, crawl_lock, is_loopback, run_crawl
-from warehouse.db import WarehouseLocked, connect, writer
-from warehouse.load import KnownArticle, known_articles, load_run
+from baotintuc.model import Failure
+from config import Settings, get_settings
+from crawler.archive import PART_SUFFIX, list_segments, publish_partial
+from crawler.request import CrawlRequest
+from flows.accounting import Accounting
+from flows.batches import SegmentLoader
+from flows.origin import OriginUnreachable, probe_origin
+from flows.progress import RunProgress
+from flows.scorecard import LayoutDriftAlarm, Scorecard
+from flows.spider import CrawlFailed, SpiderProcess, crawl_lock, read_jsonl
+from warehouse.db import check_readable, reader, writer
+from warehouse.load import (
+    KnownArticle,
+    finish_run,
+    known_articles,
+    loaded_segments,
+    record_urls,
+    replace_failures,
+    start_run,
+    unfinished_runs,
+)
+
+log = logging.getLogger(__name__)
+POLL_S = 0.5
+
+
+class RunFailed(RuntimeError):
+    """The run completed its bookkeeping but must count as failed (the message says why)."""
 
 
 @dataclass(slots=True)
@@ -40,37 +61,50 @@ class RunSummary:
     run_id: str
     base_url: str
     db_path: str
+    mode: str
     started_at: str
     finished_at: str = ""
     status: str = "completed"
+    message: str = ""
     discovered: int = 0
-    skipped_known: int = 0
-    rechecked: int = 0  # stored articles due for a re-check, requested again
-    resumed: int = 0  # pages of an earlier, killed crawl loaded by this run
-    fetched: int = 0
+    stored: int = 0
     new: int = 0
     updated: int = 0
     unchanged: int = 0
-    failed: int = 0
-    rejected: int = 0
+    skipped: int = 0
+    skipped_known: int = 0
     skipped_old: int = 0
+    deferred: int = 0  # over the run's cap: fetched by a later run
+    failed: int = 0  # discovered articles that failed (fetch, parse or gate)
+    lost: int = 0  # discovered articles with no outcome (must stay 0)
+    rechecked: int = 0
+    resumed: int = 0  # pages of earlier, interrupted runs loaded by this run
+    fetched: int = 0
+    rejected: int = 0
+    held: int = 0
     requests: int = 0
     not_modified: int = 0
     bytes: int = 0
+    segments: int = 0
+    cut_fields: int = 0
+    future_dated: int = 0
     duration_s: float = 0.0
     failures_by_reason: dict[str, int] = field(default_factory=dict)
     parser_versions: dict[str, int] = field(default_factory=dict)
-    warc_path: str = ""
+    discovered_via: dict[str, int] = field(default_factory=dict)
 
     def as_table(self) -> list[dict[str, Any]]:
-        rows = [
-            {"metric": k, "value": v}
-            for k, v in asdict(self).items()
-            if k not in ("failures_by_reason", "parser_versions")
-        ]
+        nested = ("failures_by_reason", "parser_versions", "discovered_via")
+        rows = [{"metric": k, "value": v} for k, v in asdict(self).items() if k not in nested]
+        rows += [{"metric": f"discovered via: {k}", "value": v}
+                 for k, v in self.discovered_via.items()]
         rows += [{"metric": f"failed: {k}", "value": v} for k, v in self.failures_by_reason.items()]
         rows += [{"metric": f"parser: {k}", "value": v} for k, v in self.parser_versions.items()]
         return rows
+
+    @property
+    def invariant_holds(self) -> bool:
+        return self.discovered == self.stored + self.skipped + self.failed and not self.lost
 
 
 def _current_run_id() -> str:
@@ -78,191 +112,182 @@ def _current_run_id() -> str:
     return str(rid) if rid else str(uuid.uuid4())
 
 
-def due_for_recheck(
-    published_at: datetime | None, fetched_at: datetime | None, now: datetime, settings: Settings
-) -> bool:
-    """The re-check policy: young articles are refetched once every interval.
+# -- planning -------------------------------------------------------------------------
 
-    Young = published less than ``recheck_max_age_hours`` ago (by the page's date, else
-    the ID17's creation time); due = last fetched ``recheck_interval_hours`` ago or more.
-    """
-    if published_at is None or fetched_at is None:
+
+def age_reference(published_at: datetime | None, article_id: str) -> datetime | None:
+    """When an article was born, for the re-check policy: the earlier of its page date
+    and its ID17 creation time, so a date in the future never makes it young forever."""
+    candidates = [d for d in (published_at, id17_datetime(article_id)) if d is not None]
+    return min(candidates) if candidates else None
+
+
+def due_for_recheck(known: KnownArticle, article_id: str, now: datetime,
+                    settings: Settings) -> bool:
+    """Young articles (born less than ``recheck_max_age_hours`` ago) are refetched once
+    every ``recheck_interval_hours``."""
+    born = age_reference(known.published_at, article_id)
+    if born is None or known.fetched_at is None:
         return False
     young = timedelta(hours=settings.crawl.recheck_max_age_hours)
     interval = timedelta(hours=settings.crawl.recheck_interval_hours)
-    return now - published_at < young and now - fetched_at >= interval
+    return now - born < young and now - known.fetched_at >= interval
 
 
-@task(name="plan-skip-ids", retries=2, retry_delay_seconds=[2, 5])
-def plan_skip_ids(
-    db_path: Path,
-    settings: Settings,
-    out: Path,
-    recheck_out: Path | None = None,
-    also_skip: frozenset[str] = frozenset(),
-) -> tuple[int, int]:
+@task(name="plan", retries=2, retry_delay_seconds=[2, 5], cache_policy=NO_CACHE)
+def plan(db_path: Path, settings: Settings, req: CrawlRequest) -> tuple[int, int]:
     """Write the ID17s the spider must not fetch and the URLs it must re-check.
 
-    Skipped: stored and not due for a re-check, plus ``also_skip`` (pages of a resumed
-    crawl). Re-checked: at most ``recheck_max_per_run`` due articles, the longest unfetched
-    first (the newest on a tie); due articles over that bound wait for the next run.
-    Returns ``(skipped, rechecked)``.
+    Skipped: stored and not due for a re-check. Re-checked: at most
+    ``recheck_max_per_run`` due articles, the longest unfetched first (the newest on a
+    tie); the others wait for the next run. Returns ``(skipped, rechecked)``.
     """
-    out.parent.mkdir(parents=True, exist_ok=True)
     known: dict[str, KnownArticle] = {}
     if db_path.exists():
-        wh = settings.warehouse
-        with connect(
-            db_path,
-            read_only=True,
-            lock_timeout=wh.lock_timeout_seconds,
-            retry_interval=wh.lock_retry_interval_seconds,
-        ) as con:
+        with reader(db_path, settings.warehouse) as con:
             known = known_articles(con)
     now = datetime.now(UTC)
-    due = [
-        (k.fetched_at, -(k.published_at or now).timestamp(), aid, k.url)
+    due = sorted(
+        (k.fetched_at, -(age_reference(k.published_at, aid) or now).timestamp(), aid, k.url)
         for aid, k in known.items()
-        if aid not in also_skip
-        and k.url
-        and due_for_recheck(k.published_at or id17_datetime(aid), k.fetched_at, now, settings)
-    ]
-    recheck = sorted(due)[: settings.crawl.recheck_max_per_run] if recheck_out else []
-    recheck_ids = {aid for _, _, aid, _ in recheck}
-    skip = sorted((set(known) | set(also_skip)) - recheck_ids)
-    out.write_text("".join(f"{a}\n" for a in skip), encoding="utf-8")
-    if recheck_out is not None:
-        recheck_out.write_text("".join(f"{url}\n" for *_, url in recheck), encoding="utf-8")
-    return len(skip), len(recheck)
+        if k.url and due_for_recheck(k, aid, now, settings)
+    )[: settings.crawl.recheck_max_per_run]
+    recheck_ids = {aid for _, _, aid, _ in due}
+    assert req.skip_ids_file is not None and req.recheck_file is not None
+    req.run_dir.mkdir(parents=True, exist_ok=True)
+    with req.skip_ids_file.open("w", encoding="utf-8") as fh:
+        for aid in known:
+            if aid not in recheck_ids:
+                fh.write(aid + "\n")
+    req.recheck_file.write_text("".join(f"{url}\n" for *_, url in due), encoding="utf-8")
+    return len(known) - len(recheck_ids), len(recheck_ids)
 
 
-# -- resuming a killed crawl -------------------------------------------------------------
-# A crawl killed before its load leaves its pages in its WARC (``.part`` if the spider
-# died too). The run records its archive in ``<jobdir>/pending.json`` before crawling and
-# clears it after loading; the next run of the same mode loads the pending archives with
-# its own pages and does not fetch their articles again. Scrapy's JOBDIR queue is not
-# used: with dont_filter requests, a resumed queue refetches what the new run rediscovers.
-PENDING_FILE = "pending.json"
+# -- resuming interrupted runs ----------------------------------------------------------
 
 
-def pending_archives(jobdir: Path) -> list[Path]:
-    """The WARCs of earlier crawls of this JOBDIR that were never loaded."""
-    marker = jobdir / PENDING_FILE
-    if not marker.exists():
-        return []
-    try:
-        paths = [Path(p) for p in json.loads(marker.read_text(encoding="utf-8"))]
-    except (ValueError, TypeError):
-        get_run_logger().warning("unreadable %s: ignored", marker)
-        return []
-    found: list[Path] = []
-    for path in paths:
-        part = path.with_name(path.name + PART_SUFFIX)
-        if not path.exists() and part.exists():
-            # The spider died too: publish its complete records (a torn tail is dropped),
-            # so the archive is whole for reextract and strict WARC readers.
-            salvaged = path.with_name("salvaged-" + path.name)
-            with WarcWriter(salvaged) as out:  # writes salvaged-*.part, not the spider's
-                for page in iter_pages(part):
-                    out.write_page(page)
-            os.replace(salvaged, path)
-            part.unlink()
-        if path.exists() and path not in found:
-            found.append(path)
-    return found
+def _pending_segments(req: CrawlRequest, done: set[str]) -> list[Path]:
+    """Segments of a run not yet loaded; a killed spider's ``.part`` is salvaged first."""
+    for part in sorted(req.archive_dir.glob(f"{req.archive_prefix}-*{PART_SUFFIX}")):
+        publish_partial(part)
+    return [p for p in list_segments(req.archive_dir, req.archive_prefix) if str(p) not in done]
 
 
-def mark_pending(jobdir: Path, archives: list[Path]) -> None:
-    tmp = jobdir / (PENDING_FILE + ".tmp")
-    tmp.write_text(json.dumps([str(p) for p in archives]), encoding="utf-8")
-    os.replace(tmp, jobdir / PENDING_FILE)
+@task(name="resume-interrupted", cache_policy=NO_CACHE)
+def resume_interrupted(db_path: Path, settings: Settings, since: date | None,
+                       flow_run_id: str | None, current_run: str) -> int:
+    """Load what interrupted runs of this warehouse fetched, and close their books.
 
-
-def archived_ids(archives: list[Path]) -> frozenset[str]:
-    ids = (article_id(page.url) for path in archives for page in iter_pages(path))
-    return frozenset(i for i in ids if i)
-
-
-@task(name="discover-and-fetch", retries=1, retry_delay_seconds=10)
-def discover_and_fetch(req: CrawlRequest, settings: Settings) -> CrawlOutput:
-    return run_crawl(req, settings)
-
-
-@task(name="clean", persist_result=False)
-def clean(warc_path: Path, since: date | None, resumed: list[Path] | None = None) -> CleanResult:
-    paths = [p for p in [*(resumed or []), warc_path] if p.exists()]
-    if not paths:
-        return CleanResult()
-    return clean_pages(itertools.chain.from_iterable(iter_pages(p) for p in paths), since=since)
-
-
-def _retry_unless_locked(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry a failed load, but not a lock timeout: its wait already was the bound."""
-    try:
-        state.result()
-    except WarehouseLocked:
-        return False
-    except Exception:
-        return True
-    return True
-
-
-@task(
-    name="load",
-    retries=2,
-    retry_delay_seconds=[5, 15],
-    retry_condition_fn=_retry_unless_locked,
-    persist_result=False,
-)
-def load(
-    db_path: Path,
-    settings: Settings,
-    run: dict[str, Any],
-    rows: list[dict[str, Any]],
-    failures: list[dict[str, Any]],
-    card: Scorecard,
-) -> Any:
-    with writer(db_path, settings.warehouse) as con:
-        return load_run(
-            con,
-            run,
-            rows,
-            failures,
-            flow_run_id=run["flow_run_id"],
-            protect_fields=True,
-            quality=card.for_warehouse(),
-        )
-
-
-def hold_back_incomplete(
-    rows: list[dict[str, Any]], card: Scorecard, gated: list[str]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """On a drift alarm, keep suspect rows out of the warehouse.
-
-    Suspect = missing a gated field, or read by the generic fallback parser (which knows
-    less than the site parser: stored rows must not be overwritten with it). They become
-    failures (``quality_gate:<why>``); their raw pages stay in the WARC archive, so
-    ``baotintuc reextract`` loads them once the parser is fixed.
+    A run killed before it finished left ``status = 'running'``; its request file says
+    where its segments are. Segments not yet loaded are loaded under that run's id (and
+    counted in its row), its spider failures and discovered URLs are recorded, and it is
+    marked ``interrupted``. Returns the pages loaded.
     """
-    if not card.alarms:
-        return rows, []
-    kept, held = [], []
-    for row in rows:
-        missing = [f for f in gated if not is_filled(row.get(f))]
-        generic = str(row.get("parser_version", "")).startswith(GENERIC_PREFIX)
-        if not missing and not generic:
-            kept.append(row)
-            continue
-        held.append(
-            FetchFailure(
-                url=row["url"],
-                stage="quality",
-                reason=f"quality_gate:{missing[0] if missing else 'generic_parser'}",
-                status=row.get("http_status"),
-                detail=("missing " + ", ".join(missing)) if missing else row["parser_version"],
-            ).to_json()
+    if not db_path.exists():
+        return 0
+    with reader(db_path, settings.warehouse) as con:
+        runs = [r for r, _ in unfinished_runs(con) if r != current_run]
+        done = loaded_segments(con)
+    pages = 0
+    for run_id in runs:
+        request_file = settings.paths.runs_dir / run_id / "request.json"
+        message = f"interrupted; its fetched pages were loaded by run {current_run}"
+        loader = SegmentLoader(db_path, settings, since, flow_run_id)
+        counts: dict[str, Any] = {}
+        if request_file.exists():
+            req = CrawlRequest.read(request_file)
+            for seg in _pending_segments(req, done):
+                loader.load(seg, run_id)
+            acc = Accounting()
+            acc.add_discoveries(read_jsonl(req.run_dir / "discovered.jsonl"))
+            failures = [Failure.from_json(f) for f in read_jsonl(req.run_dir / "failures.jsonl")]
+            with writer(db_path, settings.warehouse) as con:
+                replace_failures(con, run_id, failures, flow_run_id=flow_run_id)
+                record_urls(con, run_id, acc.urls)
+            t = loader.totals.loaded
+            counts = {"discovered": acc.discovered, "new": t.new, "updated": t.updated,
+                      "unchanged": t.unchanged, "stored": t.stored_ids,
+                      "rejected": loader.totals.rejected + loader.totals.held}
+            pages += loader.totals.pages
+        else:
+            message += " (its request file is gone: nothing to load)"
+        with writer(db_path, settings.warehouse) as con:
+            finish_run(con, run_id, status="interrupted", message=message, **counts)
+        log.warning("run %s was interrupted; %d of its pages loaded now", run_id,
+                    loader.totals.pages)
+    return pages
+
+
+# -- the crawl, streamed into the warehouse ---------------------------------------------
+
+
+@task(name="crawl-and-load", cache_policy=NO_CACHE)
+def crawl_and_load(req: CrawlRequest, loader: SegmentLoader,
+                   settings: Settings) -> dict[str, Any]:
+    """Run the spider; load each segment as soon as it is closed. Returns its stats."""
+    spider = SpiderProcess(req).start()
+    done: set[str] = set()
+    with RunProgress(req.run_id) as progress:
+        try:
+            while True:
+                running = spider.running
+                for seg in list_segments(req.archive_dir, req.archive_prefix):
+                    if str(seg) not in done:
+                        loader.load(seg, req.run_id)
+                        done.add(str(seg))
+                progress.update(spider.progress(), loader.totals.loaded.stored_ids)
+                if not running:
+                    break
+                time.sleep(POLL_S)
+        finally:
+            spider.stop(settings.run.stop_grace_seconds)
+            spider.wait()
+        # A spider that died leaves a .part: keep its complete pages.
+        for seg in _pending_segments(req, done):
+            loader.load(seg, req.run_id)
+        stats = spider.stats()  # raises CrawlFailed if the spider did not finish
+        progress.update(stats, loader.totals.loaded.stored_ids, final=True)
+    return stats
+
+
+# -- the verdict --------------------------------------------------------------------------
+
+
+def verdict(stats: dict[str, Any], accounting: Accounting, failures: list[Failure],
+            summary: RunSummary, card: Scorecard, settings: Settings) -> tuple[str, str]:
+    """``(status, message)``: ``completed``, ``failed`` or ``drift_alarm``.
+
+    A run where nothing could be fetched is a failure: every feed, listing and sitemap
+    request failed, or more than ``run.max_failure_share`` of the articles it tried to
+    fetch failed to arrive (once it tried at least ``run.min_fetches_for_failure_share``).
+    """
+    pages_ok, pages_failed = int(stats.get("pages_ok", 0)), int(stats.get("pages_failed", 0))
+    if pages_failed and not pages_ok:
+        return "failed", (
+            f"nothing could be fetched: all {pages_failed} feed/listing/sitemap requests "
+            f"failed ({_top_reasons(summary)})"
         )
-    return kept, held
+    tried = {aid for aid, o in accounting.decided.items() if o == "request"}
+    fetch_failed = {f.article_id for f in failures if f.stage == "article"} & tried
+    fetch_failed -= accounting.stored
+    share = len(fetch_failed) / len(tried) if tried else 0.0
+    r = settings.run
+    if len(tried) >= r.min_fetches_for_failure_share and share > r.max_failure_share:
+        return "failed", (
+            f"{len(fetch_failed)} of {len(tried)} articles could not be fetched ({share:.0%}, "
+            f"allowed {r.max_failure_share:.0%}; {_top_reasons(summary)})"
+        )
+    if card.alarms:
+        return "drift_alarm", "layout drift: " + "; ".join(card.alarms)
+    return "completed", ""
+
+
+def _top_reasons(summary: RunSummary) -> str:
+    top = sorted(summary.failures_by_reason.items(), key=lambda kv: -kv[1])[:3]
+    return ", ".join(f"{k}: {v}" for k, v in top) or "no reason recorded"
+
+
+# -- the flow -----------------------------------------------------------------------------
 
 
 @flow(name="ingest-baotintuc", log_prints=True)
@@ -273,120 +298,59 @@ def ingest(
     max_pages: int | None = None,
     categories: list[str] | None = None,
     mode: str = "all",
+    max_articles: int | None = None,
 ) -> RunSummary:
-    """Discover the newest articles, fetch the new ones, clean them and load them."""
-    settings = load_settings()
+    """Discover the newest articles, fetch the new ones, transform and load them as the
+    crawl goes. ``mode``: ``all`` (feeds + listings), ``rss``, ``listings``, ``backfill``
+    (listings without a page bound, and sitemaps). ``max_articles``: the run's cap
+    (default ``crawl.max_articles_per_run``; 0 = none)."""
+    settings = get_settings()
     logger = get_run_logger()
-    base = (base_url or settings.crawl.base_url).rstrip("/")
-    db = Path(db_path) if db_path else settings.paths.db_path
     run_id = _current_run_id()
     started = datetime.now(UTC)
     t0 = time.monotonic()
+    db = Path(db_path) if db_path else settings.paths.db_path
     run_dir = settings.paths.runs_dir / run_id
-    warc = settings.paths.raw_dir / started.strftime("%Y-%m-%d") / f"{run_id}.warc.gz"
-    summary = RunSummary(
-        run_id=run_id,
-        base_url=base,
-        db_path=str(db),
-        started_at=started.isoformat(),
-        warc_path=str(warc),
+    req = CrawlRequest.resolve(
+        settings, run_id=run_id, mode=mode, base_url=base_url, since=since,
+        max_pages=max_pages, categories=categories, max_articles=max_articles,
+        run_dir=run_dir, archive_dir=settings.paths.raw_dir / started.strftime("%Y-%m-%d"),
+        skip_ids_file=run_dir / "skip_ids.txt", recheck_file=run_dir / "recheck_urls.txt",
     )
+    # Before anything is fetched: a warehouse we cannot read, an origin we cannot reach.
+    check_readable(db, settings.warehouse)
+    if not req.fast_loopback and (why := probe_origin(req.base_url,
+                                                      settings.crawl.offline_probe_timeout)):
+        raise OriginUnreachable(req.base_url, why)
 
-    # Extract: one crawl at a time per mode; a killed crawl's pages are loaded by the next.
-    jobdir = settings.paths.data_dir / "jobs" / mode
-    with crawl_lock(jobdir, settings.crawl.busy_wait_seconds):
-        shutil.rmtree(jobdir / "state", ignore_errors=True)  # Scrapy JOBDIR of older versions
-        resumed = pending_archives(jobdir)
-        mark_pending(jobdir, [*resumed, warc])
-        skip_file = run_dir / "skip_ids.txt"
-        recheck_file = run_dir / "recheck_urls.txt"
-        resumed_ids = archived_ids(resumed)
-        summary.resumed = len(resumed_ids)
-        summary.skipped_known, summary.rechecked = plan_skip_ids(
-            db, settings, skip_file, recheck_file, resumed_ids
-        )
-        req = CrawlRequest(
-            base_url=base,
-            run_dir=run_dir,
-            warc_path=warc,
-            since=since,
-            max_pages=max_pages or settings.crawl.max_pages,
-            categories=categories or settings.crawl.categories,
-            feeds=settings.crawl.feeds,
-            skip_ids_file=skip_file,
-            recheck_file=recheck_file,
-            mode=mode,
-            polite=not is_loopback(base) or settings.crawl.loopback_polite,
-            httpcache_dir=settings.paths.data_dir / "httpcache",
-        )
-        crawl = discover_and_fetch(req, settings)
-
-        # Transform
-        cleaned = clean(crawl.warc_path, since, resumed)
-        gated = list(settings.quality.min_fill_rate)
-        card = score(
-            cleaned.rows,
-            settings.quality.min_fill_rate,
-            max_generic_share=settings.quality.max_generic_parser_share,
-            min_pages=settings.quality.min_pages_for_gate,
-        )
-        rows, held = hold_back_incomplete(cleaned.rows, card, gated)
-
-        # Load
-        failures = crawl.failures + cleaned.rejects + held
-        stats = crawl.stats
-        summary.discovered = len(crawl.discovered)
-        summary.fetched = int(stats.get("fetched", 0))
-        summary.requests = int(stats.get("requests", 0))
-        summary.not_modified = int(stats.get("not_modified", 0))
-        summary.bytes = int(stats.get("bytes", 0))
-        summary.failed = len(crawl.failures)
-        summary.rejected = len(cleaned.rejects) + len(held)
-        summary.skipped_old = cleaned.skipped_old
-        summary.parser_versions = dict(cleaned.parser_versions)
-        reasons: dict[str, int] = {}
-        for f in failures:
-            reasons[f["reason"]] = reasons.get(f["reason"], 0) + 1
-        summary.failures_by_reason = reasons
-        summary.status = "drift_alarm" if card.alarms else "completed"
-        summary.duration_s = round(time.monotonic() - t0, 2)
-        run = {
-            "run_id": run_id,
-            "flow_run_id": str(flow_run.get_id() or ""),
-            "started_at": started,
-            "finished_at": datetime.now(UTC),
-            "base_url": base,
-            "params": {
-                "since": since.isoformat() if since else None,
-                "max_pages": req.max_pages,
-                "categories": req.categories,
-                "mode": mode,
-            },
-            "status": summary.status,
-            "message": "; ".join(card.alarms) or None,
-            "discovered": summary.discovered,
-            "fetched": summary.fetched,
-            "failed": summary.failed,
-            "rejected": summary.rejected,
-            "requests": summary.requests,
-            "bytes": summary.bytes,
-            "duration_s": summary.duration_s,
-            "not_modified": summary.not_modified,
-            "skipped_known": summary.skipped_known,
-            "skipped_old": summary.skipped_old,
-            "rechecked": summary.rechecked,
-            "resumed": summary.resumed,
-        }
-        result = load(db, settings, run, rows, failures, card)
-        (jobdir / PENDING_FILE).unlink(missing_ok=True)  # loaded: nothing left to resume
-    summary.new, summary.updated, summary.unchanged = result.new, result.updated, result.unchanged
-    summary.finished_at = datetime.now(UTC).isoformat()
-
+    summary = RunSummary(run_id=run_id, base_url=req.base_url, db_path=str(db), mode=mode,
+                         started_at=started.isoformat())
+    accounting = Accounting()
+    flow_run_id = str(flow_run.get_id() or "") or None
+    loader = SegmentLoader(db, settings, since, flow_run_id, accounting)
+    with crawl_lock(db, settings.crawl.busy_wait_seconds):
+        summary.resumed = resume_interrupted(db, settings, since, flow_run_id, run_id)
+        with writer(db, settings.warehouse) as con:
+            start_run(con, run_id, flow_run_id=flow_run_id, base_url=req.base_url, mode=mode,
+                      params=_params(req), archive_prefix=req.archive_prefix, started_at=started)
+        _, summary.rechecked = plan(db, settings, req)
+        try:
+            stats = crawl_and_load(req, loader, settings)
+        except CrawlFailed as err:
+            _close_books(db, settings, req, accounting, loader, summary, {}, "failed", str(err))
+            raise
+        status, message = _close_books(db, settings, req, accounting, loader, summary, stats,
+                                       None, None)
+    summary.duration_s = round(time.monotonic() - t0, 2)
+    summary.segments = loader.totals.segments
+    card = loader.gate.card()
     create_table_artifact(
         key="ingest-summary",
         table=summary.as_table(),
         description=f"baotintuc ingest {run_id}: {summary.new} new, {summary.updated} updated, "
-        f"{summary.unchanged} unchanged, {summary.failed + summary.rejected} failed",
+        f"{summary.unchanged} unchanged, {summary.failed} failed; accounting "
+        + ("holds" if summary.invariant_holds else f"LOST {summary.lost}")
+        + (f"; {summary.deferred} deferred to the next run" if summary.deferred else ""),
     )
     create_table_artifact(
         key="ingest-quality",
@@ -395,14 +359,95 @@ def ingest(
         + ("; ".join(card.alarms) if card.alarms else "every gate passed"),
     )
     logger.info("run %s: %s", run_id, summary)
-    if card.alarms:
+    if status == "drift_alarm":
         raise LayoutDriftAlarm(
-            "layout drift: "
-            + "; ".join(card.alarms)
-            + f". {len(held)} suspect rows held back (see fetch_failures); "
+            f"{message}. {loader.totals.held} suspect rows held back (see fetch_failures); "
             "stored rows were not overwritten"
         )
+    if status == "failed":
+        raise RunFailed(message)
     return summary
+
+
+def _params(req: CrawlRequest) -> dict[str, Any]:
+    return {
+        "mode": req.mode,
+        "since": req.since.isoformat() if req.since else None,
+        "max_pages": req.max_pages,
+        "categories": list(req.categories),
+        "max_articles": req.max_articles,
+    }
+
+
+def _close_books(
+    db: Path,
+    settings: Settings,
+    req: CrawlRequest,
+    accounting: Accounting,
+    loader: SegmentLoader,
+    summary: RunSummary,
+    stats: dict[str, Any],
+    status: str | None,
+    message: str | None,
+) -> tuple[str, str]:
+    """Failures, discovered URLs, the invariant, the verdict, and the ``crawl_runs`` row."""
+    accounting.add_discoveries(read_jsonl(req.run_dir / "discovered.jsonl"))
+    failures = [Failure.from_json(f) for f in read_jsonl(req.run_dir / "failures.jsonl")]
+    accounting.add_failures(failures)
+    lost = accounting.lost()
+    figures = accounting.check()
+    t = loader.totals
+    s = summary
+    s.discovered, s.stored, s.skipped = figures["discovered"], figures["stored"], figures["skipped"]
+    s.skipped_known, s.skipped_old = figures["skipped_known"], figures["skipped_old"]
+    s.deferred = figures["deferred"]
+    s.failed, s.lost = figures["failed"], figures["lost"]
+    s.new, s.updated, s.unchanged = t.loaded.new, t.loaded.updated, t.loaded.unchanged
+    s.rejected, s.held = t.rejected, t.held
+    s.fetched = int(stats.get("fetched", 0))
+    s.requests = int(stats.get("requests", 0))
+    s.not_modified = int(stats.get("not_modified", 0))
+    s.bytes = int(stats.get("bytes", 0))
+    s.cut_fields = sum(t.cut.values())
+    s.future_dated = t.future_dated
+    s.parser_versions = dict(t.parser_versions.most_common())
+    s.discovered_via = dict(accounting.via.most_common())
+    reasons: dict[str, int] = {}
+    with reader(db, settings.warehouse) as con:
+        for reason, n in con.execute(
+            "select reason, count(*) from fetch_failures where run_id = ? group by 1",
+            [req.run_id],
+        ).fetchall():
+            reasons[str(reason)] = int(n)
+    for f in [*failures, *lost]:
+        reasons[f.reason] = reasons.get(f.reason, 0) + 1
+    s.failures_by_reason = dict(sorted(reasons.items(), key=lambda kv: -kv[1]))
+    if lost:
+        log.error("run %s lost track of %d discovered articles (recorded as failures)",
+                  req.run_id, len(lost))
+    card = loader.gate.card()
+    if status is None:
+        status, message = verdict(stats, accounting, failures, s, card, settings)
+    s.status, s.message = status, message or ""
+    s.finished_at = datetime.now(UTC).isoformat()
+    with writer(db, settings.warehouse) as con:
+        replace_failures(con, req.run_id, [*failures, *lost], flow_run_id=loader.flow_run_id)
+        record_urls(con, req.run_id, accounting.urls)
+        finish_run(
+            con, req.run_id, status=status, message=message or None,
+            quality=card.for_warehouse(),
+            discovered=s.discovered, fetched=s.fetched, stored=s.stored, new=s.new,
+            updated=s.updated, unchanged=s.unchanged, stale=t.loaded.stale,
+            protected=t.loaded.protected, skipped=s.skipped, deferred=s.deferred,
+            failed=s.failed, rejected=s.rejected + s.held, lost=s.lost,
+            requests=s.requests, bytes=s.bytes,
+            stats={"skipped_known": s.skipped_known, "skipped_old": s.skipped_old,
+                   "rechecked": s.rechecked, "resumed": s.resumed,
+                   "not_modified": s.not_modified, "segments": t.segments,
+                   "discovered_via": s.discovered_via, "cut_fields": dict(t.cut),
+                   "future_dated": s.future_dated, "spider": stats},
+        )
+    return status, message or ""
 
 
 if __name__ == "__main__":

@@ -1,16 +1,22 @@
 """The ``reextract`` flow: re-parse the raw WARC archive with the current code.
 
-No network request is made. For every article the newest archived fetch is parsed
-again and compared, field by field, with the stored row; only rows whose extraction
-changed are written (through the single loader, so edits still leave a version row).
-A second run over the same archive therefore changes nothing.
+No network request is made. The archive of the warehouse (the segments its runs loaded,
+and the whole-run WARCs of older versions) is read once to find the newest fetch of
+every article; those pages go through the same transform as ``ingest`` (parse →
+since-filter → score → hold back), and the loader writes only the rows whose extraction
+changed, with the drift gate and protected fields on: re-parsing while the layout has
+drifted cannot overwrite good stored rows with empty ones.
+
+Parsing is the parallel part: segments are parsed as Prefect tasks on the flow's task
+runner, a Dask cluster when ``dask_address`` is given (or a local one with
+``workers``); loading stays in the flow's process, one writer.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
-from collections import Counter
-from collections.abc import Iterator
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -18,178 +24,151 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from baotintuc.urls import article_id as id_from_url
-from config import load_settings
-from crawler.archive import RawPage, iter_pages
-from flows.clean import clean_pages
-from warehouse.db import reader, writer
-from warehouse.load import load_run
+from config import Settings, get_settings
+from crawler.archive import iter_pages
+from flows.batches import SegmentLoader
+from flows.scorecard import LayoutDriftAlarm
+from flows.transform import Parsed, parse_pages
+from warehouse.db import check_readable, reader, writer
+from warehouse.load import finish_run, start_run
 
-# Fields compared between the stored row and the fresh extraction.
-COMPARED_FIELDS: tuple[str, ...] = (
-    "url",
-    "title",
-    "sapo",
-    "body_text",
-    "body_markdown",
-    "byline",
-    "authors",
-    "source",
-    "published_at",
-    "modified_at",
-    "date_source",
-    "date_disagreement",
-    "category",
-    "category_id",
-    "parent_category_id",
-    "tags",
-    "related_article_ids",
-    "word_count",
-    "kind",
-    "video_urls",
-    "parser_version",
-    "extractor_version",
-)
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
 class ReextractSummary:
     run_id: str
     archives: int = 0
-    pages: int = 0
+    pages: int = 0  # archived fetches read
+    newest: int = 0  # articles (their newest fetch is re-parsed)
     parsed: int = 0
     rejected: int = 0
+    held: int = 0
     not_stored: int = 0  # archived but not in the database: added now
     changed: int = 0
     unchanged: int = 0
+    workers: str = "local"
     fields_changed: dict[str, int] = field(default_factory=dict)
 
 
-def newest_pages(archives: list[Path]) -> tuple[int, Iterator[RawPage]]:
-    """The newest archived fetch of every article across ``archives``: ``(count, pages)``.
+def archives_of(db_path: Path, settings: Settings) -> list[Path]:
+    """The archive files of this warehouse: the segments its runs loaded, plus whole-run
+    WARCs of runs it knows (written before segments), in time order."""
+    with reader(db_path, settings.warehouse) as con:
+        segments = [str(r[0]) for r in con.execute(
+            "select path from archive_segments order by loaded_at, path").fetchall()]
+        runs = {str(r[0]) for r in con.execute("select run_id from crawl_runs").fetchall()}
+    found = [Path(p) for p in segments if Path(p).exists()]
+    seen = set(found)
+    raw = settings.paths.raw_dir
+    if raw.is_dir():
+        for path in sorted(raw.rglob("*.warc.gz")):
+            if path not in seen and path.name.removesuffix(".warc.gz") in runs:
+                found.append(path)
+    missing = len(segments) - len([p for p in segments if Path(p).exists()])
+    if missing:
+        log.warning("%d archive segments recorded in %s are gone from disk", missing, db_path)
+    return found
 
-    Two passes, so that only one page body is in memory at a time: the archive of months
-    of crawling is far larger than memory. The first pass notes where each article's
-    newest record is; the second yields just those records.
+
+def newest_records(archives: list[Path]) -> tuple[int, dict[Path, set[int]]]:
+    """``(pages, {archive: record numbers})``: where each article's newest fetch is.
+
+    One pass over the archive reading only what identifies a record, so that the parse
+    (the expensive part) runs once per article, not once per fetch.
     """
-    newest: dict[str, tuple[datetime, int, int]] = {}  # id -> (fetched_at, archive, record)
-    for a, path in enumerate(archives):
+    newest: dict[str, tuple[datetime, Path, int]] = {}
+    pages = 0
+    for path in archives:
         for r, page in enumerate(iter_pages(path)):
+            pages += 1
             aid = id_from_url(page.url)
             if aid and (aid not in newest or page.fetched_at >= newest[aid][0]):
-                newest[aid] = (page.fetched_at, a, r)
-    wanted = {(a, r) for _, a, r in newest.values()}
-    needed = {a for a, _ in wanted}
-
-    def pages() -> Iterator[RawPage]:
-        for a, path in enumerate(archives):
-            if a in needed:
-                for r, page in enumerate(iter_pages(path)):
-                    if (a, r) in wanted:
-                        yield page
-
-    return len(newest), pages()
+                newest[aid] = (page.fetched_at, path, r)
+    wanted: dict[Path, set[int]] = {}
+    for _, path, r in newest.values():
+        wanted.setdefault(path, set()).add(r)
+    return pages, wanted
 
 
-def _norm(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return list(value)
-    if isinstance(value, datetime):
-        return value.astimezone(UTC)
-    return value
-
-
-def diff_fields(stored: dict[str, Any], fresh: dict[str, Any]) -> list[str]:
-    changed = [f for f in COMPARED_FIELDS if _norm(stored.get(f)) != _norm(fresh.get(f))]
-    if stored.get("images") != fresh.get("images"):
-        changed.append("images")
-    return changed
-
-
-@task(name="read-stored-rows", retries=2, retry_delay_seconds=[2, 5], persist_result=False)
-def read_stored(db_path: Path, ids: list[str]) -> dict[str, dict[str, Any]]:
-    if not db_path.exists() or not ids:
-        return {}
-    cols = ", ".join(("article_id", *COMPARED_FIELDS))
-    out: dict[str, dict[str, Any]] = {}
-    with reader(db_path) as con:
-        con.execute("create temp table wanted(article_id varchar)")
-        con.executemany("insert into wanted values (?)", [[i] for i in ids])
-        rel = con.sql(f"select {cols} from articles join wanted using (article_id)")
-        names = [d[0] for d in rel.description]
-        for row in rel.fetchall():
-            rec = dict(zip(names, row, strict=True))
-            rec["images"] = []
-            out[rec["article_id"]] = rec
-        for aid, pos, url, caption, credit in con.sql(
-            "select article_id, position, url, caption, credit from article_images "
-            "join wanted using (article_id) order by article_id, position"
-        ).fetchall():
-            out[aid]["images"].append(
-                {"position": pos, "url": url, "caption": caption, "credit": credit}
-            )
-    return out
+@task(name="parse-archive", cache_policy=NO_CACHE, persist_result=False)
+def parse_segment(path: str, records: list[int], since: date | None) -> Parsed:
+    """Parse the wanted records of one archive file (runs on any worker)."""
+    wanted = set(records)
+    pages = (p for r, p in enumerate(iter_pages(path)) if r in wanted)
+    return parse_pages(pages, since)
 
 
 @flow(name="reextract-baotintuc", log_prints=True)
-def reextract(db_path: str | None = None, since: date | None = None) -> ReextractSummary:
-    """Re-parse archived pages and update the rows whose extraction changed."""
-    settings = load_settings()
+def reextract(db_path: str | None = None, since: date | None = None,
+              in_flight: int = 4) -> ReextractSummary:
+    """Re-parse archived pages and update the rows whose extraction changed.
+
+    ``in_flight`` bounds the segments parsed ahead of the loader (memory stays flat).
+    """
+    settings = get_settings()
     logger = get_run_logger()
     db = Path(db_path) if db_path else settings.paths.db_path
+    check_readable(db, settings.warehouse)
     run_id = str(flow_run.get_id() or uuid.uuid4())
     summary = ReextractSummary(run_id=run_id)
-    archives = sorted(settings.paths.raw_dir.rglob("*.warc.gz"))
+    archives = archives_of(db, settings)
     summary.archives = len(archives)
-    summary.pages, pages = newest_pages(archives)
-    cleaned = clean_pages(pages, since=since)
-    summary.parsed, summary.rejected = len(cleaned.rows), len(cleaned.rejects)
-    stored = read_stored(db, [r["article_id"] for r in cleaned.rows])
-    changed_rows: list[dict[str, Any]] = []
-    fields: Counter[str] = Counter()
-    for row in cleaned.rows:
-        old = stored.get(row["article_id"])
-        if old is None:  # e.g. held back by a drift alarm, or a lost load
-            summary.not_stored += 1
-            changed_rows.append(row)
-            continue
-        diff = diff_fields(old, row)
-        if diff:
-            fields.update(diff)
-            changed_rows.append(row)
-    summary.changed = len(changed_rows) - summary.not_stored
-    summary.unchanged = len(cleaned.rows) - len(changed_rows)
-    summary.fields_changed = dict(fields.most_common())
-    if changed_rows:
-        run = {
-            "run_id": run_id,
-            "flow_run_id": str(flow_run.get_id() or ""),
-            "started_at": datetime.now(UTC),
-            "base_url": "warc-archive",
-            "params": {"mode": "reextract", "since": since.isoformat() if since else None},
-            "status": "completed",
-        }
-        with writer(db, settings.warehouse) as con:
-            load_run(con, run, changed_rows, cleaned.rejects, flow_run_id=run["flow_run_id"])
-    table = [
-        {"metric": k, "value": v}
-        for k, v in (
-            ("archives", summary.archives),
-            ("pages", summary.pages),
-            ("parsed", summary.parsed),
-            ("rejected", summary.rejected),
-            ("changed", summary.changed),
-            ("unchanged", summary.unchanged),
-            ("not stored", summary.not_stored),
-        )
-    ]
+    summary.pages, wanted = newest_records(archives)
+    summary.newest = sum(len(v) for v in wanted.values())
+    flow_run_id = str(flow_run.get_id() or "") or None
+    loader = SegmentLoader(db, settings, since, flow_run_id)
+    with writer(db, settings.warehouse) as con:
+        start_run(con, run_id, flow_run_id=flow_run_id, base_url="warc-archive",
+                  mode="reextract", params={"since": since.isoformat() if since else None})
+    pending: deque[tuple[Path, Any]] = deque()
+    jobs = [(p, sorted(wanted[p])) for p in archives if p in wanted]
+    for path, records in jobs:
+        pending.append((path, parse_segment.submit(str(path), records, since)))
+        while len(pending) >= max(1, in_flight):
+            _load_next(pending, loader, run_id)
+    while pending:
+        _load_next(pending, loader, run_id)
+    t = loader.totals
+    summary.parsed = sum(t.parser_versions.values())
+    summary.rejected, summary.held = t.rejected, t.held
+    summary.not_stored = t.loaded.new
+    summary.changed = t.loaded.updated + (t.loaded.written - t.loaded.new - t.loaded.updated)
+    summary.unchanged = t.loaded.stored_ids - t.loaded.new - summary.changed
+    summary.fields_changed = {k: v for k, v in t.loaded.changed_fields.items()
+                              if k != "fetched_at"}
+    card = loader.gate.card()
+    status = "drift_alarm" if card.alarms else "completed"
+    with writer(db, settings.warehouse) as con:
+        finish_run(con, run_id, status=status, message="; ".join(card.alarms) or None,
+                   quality=card.for_warehouse(), stored=t.loaded.stored_ids, new=t.loaded.new,
+                   updated=t.loaded.updated, unchanged=summary.unchanged,
+                   rejected=t.rejected + t.held, finished_at=datetime.now(UTC))
+    table = [{"metric": k, "value": v} for k, v in (
+        ("archives", summary.archives), ("pages", summary.pages), ("articles", summary.newest),
+        ("parsed", summary.parsed), ("rejected", summary.rejected), ("held", summary.held),
+        ("changed", summary.changed), ("unchanged", summary.unchanged),
+        ("not stored before", summary.not_stored),
+    )]
     table += [{"metric": f"field: {k}", "value": v} for k, v in summary.fields_changed.items()]
-    create_table_artifact(
-        key="reextract-summary",
-        table=table,
-        description=f"re-extraction {run_id}: {summary.changed} rows changed",
-    )
+    create_table_artifact(key="reextract-summary", table=table,
+                          description=f"re-extraction {run_id}: {summary.changed} rows changed")
     logger.info("re-extraction: %s", summary)
+    if card.alarms:
+        raise LayoutDriftAlarm(
+            "layout drift during re-extraction: " + "; ".join(card.alarms)
+            + f". {t.held} suspect rows held back; stored rows were not overwritten"
+        )
     return summary
+
+
+def _load_next(pending: deque[tuple[Path, Any]], loader: SegmentLoader, run_id: str) -> None:
+    path, future = pending.popleft()
+    loader.load(path, run_id, parsed=future.result())
+
+
+__all__ = ["ReextractSummary", "archives_of", "newest_records", "reextract"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -24,7 +25,8 @@ if str(REPO) not in sys.path:
 
 from baotintuc.urls import article_id  # noqa: E402
 from config import load_settings  # noqa: E402
-from crawler.archive import iter_pages  # noqa: E402
+from crawler.archive import iter_pages, list_segments  # noqa: E402
+from crawler.request import REQUEST_ENV, CrawlRequest  # noqa: E402
 from mirror.server import Fault, MirrorServer  # noqa: E402
 
 LISTING = REPO / "tests/resources/listing/listing_phap-luat-475ct0_2025-07-13T2047.html.gz"
@@ -90,31 +92,59 @@ def build_site(site: Path, other_origin: str) -> dict[str, str]:
 
 
 def crawl(
-    srv: MirrorServer, tmp: Path, name: str, *extra: str
-) -> tuple[subprocess.CompletedProcess[str], Path, Path]:
-    """``python -m scrapy crawl baotintuc`` exactly as the flow runs it."""
+    srv: MirrorServer,
+    tmp: Path,
+    name: str,
+    *,
+    mode: str = "all",
+    discover_feed_index: bool = True,
+    **politeness: Any,
+) -> tuple[subprocess.CompletedProcess[str], Path, list[Path]]:
+    """``python -m scrapy crawl baotintuc`` exactly as the flow runs it: one request file."""
     run_dir = tmp / "runs" / name
-    warc = tmp / "raw" / "2025-07-14" / f"{name}.warc.gz"
     run_dir.mkdir(parents=True)
     (run_dir / "skip_ids.txt").write_text(f"{SKIP_ID}\n", encoding="utf-8")
-    cmd = [
-        str(PYTHON), "-m", "scrapy", "crawl", "baotintuc",
-        "-a", f"base_url={srv.base_url}",
-        "-a", f"run_dir={run_dir}",
-        "-a", f"warc_path={warc}",
-        "-a", f"skip_ids={run_dir / 'skip_ids.txt'}",
-        "-a", "categories=phap-luat",
-        "-a", "feeds=tin-moi-nhat",
-        "-a", "max_pages=1",
-        "-s", "DOWNLOAD_DELAY=0",
-        "-s", "AUTOTHROTTLE_ENABLED=False",
-        "-s", f"HTTPCACHE_DIR={tmp / 'httpcache'}",
-        "-s", "RETRY_BACKOFF_BASE=0.2",
-        "-s", f"LOG_FILE={run_dir / 'crawl.log'}",
-        *extra,
-    ]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
-    return proc, run_dir, warc
+    req = CrawlRequest.resolve(
+        load_settings(),
+        run_id=name,
+        mode=mode,
+        base_url=srv.base_url,
+        max_pages=1,
+        categories=["phap-luat"],
+        max_articles=0,
+        run_dir=run_dir,
+        archive_dir=tmp / "raw" / "2025-07-14",
+        skip_ids_file=run_dir / "skip_ids.txt",
+    )
+    req = req.model_copy(
+        update={
+            "feeds": ("tin-moi-nhat",),
+            "discover_feed_index": discover_feed_index,
+            "httpcache_dir": tmp / "httpcache",
+            "politeness": req.politeness.model_copy(
+                update={"retry_backoff_base": 0.2, **politeness}
+            ),
+        }
+    )
+    env = {
+        **os.environ,
+        REQUEST_ENV: str(req.write()),
+        "SCRAPY_SETTINGS_MODULE": "crawler.settings",
+    }
+    proc = subprocess.run(
+        [str(PYTHON), "-m", "scrapy", "crawl", "baotintuc"],
+        cwd=run_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    segments = list_segments(req.archive_dir, req.archive_prefix)
+    return proc, run_dir, segments
+
+
+def pages_of(segments: list[Path]) -> list[Any]:
+    return [page for seg in segments for page in iter_pages(seg)]
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -139,7 +169,7 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             proc, run_dir, warc = crawl(srv, tmp, "run1")
             requests_1 = srv.requests
             srv.clear_requests()
-            proc2, run_dir2, warc2 = crawl(srv, tmp, "run2", "-a", "mode=rss")
+            proc2, run_dir2, warc2 = crawl(srv, tmp, "run2", mode="rss")
             requests_2 = srv.requests
         other_requests = other.requests
     return {
@@ -153,10 +183,11 @@ def test_crawl_finishes_cleanly_despite_failures(first_run: dict[str, Any]) -> N
     proc = first_run["proc"]
     assert proc.returncode == 0, proc.stderr[-3000:]
     stats = json.loads((first_run["run_dir"] / "stats.json").read_text())
-    assert set(stats) == {
+    assert {
         "requests", "responses", "bytes", "discovered", "fetched", "skipped_known", "failed",
-        "retries", "not_modified", "finish_reason", "started_at", "finished_at",
-    }  # fmt: skip
+        "retries", "not_modified", "finish_reason", "started_at", "finished_at", "pages_ok",
+        "pages_failed", "article_requests", "segments",
+    } <= set(stats)  # fmt: skip
     assert stats["finish_reason"] == "finished"
     assert stats["skipped_known"] == 1
     assert stats["retries"] >= 1
@@ -171,7 +202,7 @@ def test_every_article_requested_once_and_archived(first_run: dict[str, Any]) ->
     assert article_hits[RETRY_ID] == 2  # 503, then 200
     assert all(n == 1 for aid, n in article_hits.items() if aid != RETRY_ID)
 
-    pages = list(iter_pages(first_run["warc"]))
+    pages = pages_of(first_run["warc"])
     ids = [article_id(p.url) for p in pages]
     assert len(ids) == len(set(ids))
     assert set(ids) == expected - {MISSING_ID, OFFSITE_ID}
@@ -180,10 +211,11 @@ def test_every_article_requested_once_and_archived(first_run: dict[str, Any]) ->
         assert page.fetch_url.startswith(first_run["base_url"] + "/")
         assert page.status == 200
         assert f"https://baotintuc.vn{linked[article_id(page.url)]}".encode() in page.body
-    assert not first_run["warc"].with_name(first_run["warc"].name + ".part").exists()
+    assert first_run["warc"] and not list(first_run["warc"][0].parent.glob("*.part"))
 
     discovered = read_jsonl(first_run["run_dir"] / "discovered.jsonl")
     assert len(discovered) == len({d["article_id"] for d in discovered}) == len(linked)
+    assert {d["outcome"] for d in discovered if d["article_id"] == SKIP_ID} == {"known"}
     vias = {d["article_id"]: d["via"] for d in discovered}
     assert vias[FEED_ONLY_ID] == "rss:tin-moi-nhat"
     assert vias[MISSING_ID] == "listing:phap-luat-475ct0:1"
@@ -198,7 +230,8 @@ def test_failures_recorded_with_reasons(first_run: dict[str, Any]) -> None:
     assert by_id[ROBOTS_ID]["reason"] == "robots_forbidden"
     assert by_id[OFFSITE_ID]["reason"] == "redirect_offsite"
     assert RETRY_ID not in by_id
-    assert set(failures[0]) == {"url", "stage", "reason", "status", "detail", "at"}
+    assert set(failures[0]) == {"url", "stage", "reason", "status", "detail", "at", "article_id"}
+    assert by_id[MISSING_ID]["article_id"] == MISSING_ID
 
 
 def test_polite_and_on_origin_only(first_run: dict[str, Any]) -> None:
@@ -210,7 +243,7 @@ def test_polite_and_on_origin_only(first_run: dict[str, Any]) -> None:
     assert first_run["other_requests"] == []  # a link to another origin is never followed
     assert not any(r.path.startswith("/rss/") for r in requests)
     assert SKIP_ID not in " ".join(r.path for r in requests)
-    log = (first_run["run_dir"] / "crawl.log").read_text(encoding="utf-8")
+    log = (first_run["run_dir"] / "scrapy.log").read_text(encoding="utf-8")
     assert "example.invalid" in log  # the blocked redirect is logged ...
     assert "DNS lookup failed" not in log  # ... and never attempted
 
@@ -226,7 +259,7 @@ def test_second_run_revalidates_feeds(first_run: dict[str, Any]) -> None:
     stats = json.loads((first_run["run_dir2"] / "stats.json").read_text())
     assert stats["not_modified"] >= 1
     # The 304 feed is still read from the cache: its articles are fetched again.
-    ids = {article_id(p.url) for p in iter_pages(first_run["warc2"])}
+    ids = {article_id(p.url) for p in pages_of(first_run["warc2"])}
     assert FEED_ONLY_ID in ids
 
 
@@ -260,9 +293,15 @@ def test_faults_become_failure_rows(tmp_path: Path) -> None:
         for slug, (fault, _) in FAULTS.items():
             srv.set_fault(paths[slug], fault)
         proc, run_dir, warc = crawl(
-            srv, tmp_path, "faults", "-a", "mode=rss", "-a", "discover_feed_index=false",
-            "-s", "DOWNLOAD_TIMEOUT=1", "-s", "RETRY_TIMES=1", "-s", "DOWNLOAD_MAXSIZE=1048576",
-        )  # fmt: skip
+            srv,
+            tmp_path,
+            "faults",
+            mode="rss",
+            discover_feed_index=False,
+            download_timeout=1,
+            retry_times=1,
+            max_page_bytes=1048576,
+        )
         hits = Counter(r.path.split("?")[0] for r in srv.requests)
     assert proc.returncode == 0, proc.stderr[-3000:]
     failures = {
@@ -272,7 +311,7 @@ def test_faults_become_failure_rows(tmp_path: Path) -> None:
     }
     expected = {slug: reason for slug, (_, reason) in FAULTS.items() if reason}
     assert {slug: f["reason"] for slug, f in failures.items()} == expected
-    archived = {p.url.rsplit("/", 1)[1].split("-")[0]: p for p in iter_pages(warc)}
+    archived = {p.url.rsplit("/", 1)[1].split("-")[0]: p for p in pages_of(warc)}
     assert set(archived) == {s for s, (_, reason) in FAULTS.items() if reason is None}
     assert b"\xff\xfe" in archived["utf8"].body  # kept as fetched; the parser replaces it
     assert hits[paths["dong"]] == 2  # 429, then served after Retry-After

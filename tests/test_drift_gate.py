@@ -4,45 +4,73 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
 
-from flows.ingest import hold_back_incomplete
+from baotintuc.clock import VN_TZ
+from baotintuc.model import Article
+from config import QualitySettings
 from flows.scorecard import score
+from flows.transform import Gate
 from mirror.server import MirrorServer
 from tests.conftest import run_cli
 
 THRESHOLDS = {"title": 0.99, "body_text": 0.99, "sapo": 0.95}
+QUALITY = QualitySettings(min_fill_rate=THRESHOLDS, max_generic_parser_share=0.0,
+                          min_pages_for_gate=5)
 
 
-def _row(i: int, **over: Any) -> dict[str, Any]:
-    row = {"url": f"https://baotintuc.vn/x/a-2025071200000000{i}.htm", "title": "T",
-           "body_text": "B" * 300, "sapo": "S", "parser_version": "baotintuc-V2023-1",
-           "published_at": "2025-07-12T00:00:00+07:00"}
-    return row | over
+def _article(i: int, **over: Any) -> Article:
+    base = Article(
+        article_id=f"2025071200000000{i}", url=f"https://baotintuc.vn/x/a-2025071200000000{i}.htm",
+        title="T", sapo="S", body_text="B" * 300, body_markdown="B" * 300, byline=None,
+        authors=[], source=None, published_at=datetime(2025, 7, 12, tzinfo=VN_TZ),
+        modified_at=None, date_source="meta", date_disagreement=False, category="C",
+        category_id=475, parent_category_id=0, tags=[], related_article_ids=[], word_count=1,
+        kind="article", video_urls=[], images=[], parser_version="baotintuc-V2023-1",
+        extractor_version="x",
+    )
+    return replace(base, **over)
 
 
 def test_gate_names_the_field_and_shows_example_urls() -> None:
-    rows = [_row(i) for i in range(8)] + [_row(8, sapo=""), _row(9, sapo=None)]
+    rows = [_article(i) for i in range(8)] + [_article(8, sapo=""), _article(9, sapo=None)]
     card = score(rows, THRESHOLDS, min_pages=5)
     assert len(card.alarms) == 1
     alarm = card.alarms[0]
     assert alarm.startswith("sapo filled in 80.0% of 10 pages (threshold 95%)")
-    assert rows[8]["url"] in alarm and rows[9]["url"] in alarm
+    assert rows[8].url in alarm and rows[9].url in alarm
     assert card.fields["sapo"].passed is False and card.fields["title"].passed is True
 
 
-def test_gate_ignores_tiny_runs_and_counts_generic_pages() -> None:
-    assert score([_row(0, sapo="")], THRESHOLDS, min_pages=5).alarms == []
-    rows = [_row(i) for i in range(5)] + [_row(5, parser_version="generic-1")]
-    card = score(rows, THRESHOLDS, max_generic_share=0.0, min_pages=5)
-    assert any("generic parser" in a and rows[5]["url"] in a for a in card.alarms)
-    kept, held = hold_back_incomplete(rows, card, list(THRESHOLDS))
-    assert [h["reason"] for h in held] == ["quality_gate:generic_parser"]
-    assert len(kept) == 5
+def test_gate_ignores_tiny_runs_and_holds_back_generic_pages() -> None:
+    assert score([_article(0, sapo="")], THRESHOLDS, min_pages=5).alarms == []
+    rows = [_article(i) for i in range(5)] + [_article(5, parser_version="generic-1")]
+    gate = Gate(QUALITY)
+    kept, held = gate.apply(rows)
+    assert any("generic parser" in a and rows[5].url in a for a in gate.alarms)
+    assert [(h.reason, h.article_id, h.stage) for h in held] == [
+        ("quality_gate:generic_parser", rows[5].article_id, "quality")
+    ]
+    assert kept == rows[:5]
+
+
+def test_small_batches_are_judged_on_the_run_so_far() -> None:
+    gate = Gate(QUALITY)
+    # Too few pages to judge at all (alone or with the run): loaded as they are.
+    kept, held = gate.apply([_article(0), _article(1, title="")])
+    assert len(kept) == 2 and not held and not gate.alarms
+    kept, held = gate.apply([_article(i) for i in range(2, 8)])  # a healthy batch of 6
+    assert len(kept) == 6 and not held and not gate.alarms  # judged alone: all titles
+    # One more page without a title: too small alone; the run so far (7 of 9) alarms.
+    kept, held = gate.apply([_article(8, title="")])
+    assert gate.card().pages == 9 and gate.alarms and "title" in gate.alarms[0]
+    assert not kept and [h.reason for h in held] == ["quality_gate:title"]
 
 
 @pytest.fixture()

@@ -214,19 +214,28 @@ def test_recheck_refetches_young_articles_and_versions_edits(
 
     # The interval: right after that run nothing is due; the per-run bound caps re-checks.
     from config import load_settings
-    from flows.ingest import plan_skip_ids
+    from crawler.request import CrawlRequest
+    from flows.ingest import plan
+
+    skip, recheck = tmp_path / "skip.txt", tmp_path / "recheck.txt"
+
+    def plan_now() -> tuple[int, int]:
+        settings = load_settings()
+        req = CrawlRequest.resolve(settings, run_id="plan", run_dir=tmp_path / "plan",
+                                   archive_dir=tmp_path / "raw", skip_ids_file=skip,
+                                   recheck_file=recheck)
+        return plan.fn(db, settings, req)
 
     monkeypatch.setenv("BTT_CRAWL__RECHECK_MAX_AGE_HOURS", f"{max_age_h:.6f}")
     monkeypatch.setenv("BTT_CRAWL__RECHECK_INTERVAL_HOURS", "1")
-    skip, recheck = tmp_path / "skip.txt", tmp_path / "recheck.txt"
-    n_skip, n_recheck = plan_skip_ids.fn(db, load_settings(), skip, recheck)
+    n_skip, n_recheck = plan_now()
     assert n_recheck == 0 and recheck.read_text() == ""
     with _ro(db) as con:
         total = con.execute("select count(*) from articles").fetchone()[0]
     assert n_skip == total
     monkeypatch.setenv("BTT_CRAWL__RECHECK_INTERVAL_HOURS", "0.0001")
     monkeypatch.setenv("BTT_CRAWL__RECHECK_MAX_PER_RUN", "2")
-    n_skip, n_recheck = plan_skip_ids.fn(db, load_settings(), skip, recheck)
+    n_skip, n_recheck = plan_now()
     assert (n_skip, n_recheck) == (total - 2, 2)
     assert set(recheck.read_text().split()) <= {u for _, u, *_ in young}
 
@@ -294,9 +303,10 @@ def test_killed_crawl_is_resumed_without_refetching(slow_crawl: dict[str, Any],
     killed_reqs = [r.path for r in srv.requests if is_article(r.path)]
     expected = listed_ids(mirror_out / "site", category, pages)
     assert 10 <= len(killed_reqs) < len(expected), "interrupted half-way"
-    if db.exists():
-        with _ro(db) as con:
-            assert con.execute("select count(*) from articles").fetchone()[0] == 0
+    with _ro(db) as con:  # the killed run left its trace before it fetched anything
+        (killed_status,) = con.execute("select status from crawl_runs").fetchone()
+        loaded_before = con.execute("select count(*) from articles").fetchone()[0]
+    assert killed_status == "running"
 
     mark = len(srv.requests)
     again = run_cli(root, *args, timeout=180)
@@ -305,11 +315,12 @@ def test_killed_crawl_is_resumed_without_refetching(slow_crawl: dict[str, Any],
 
     with _ro(db) as con:
         ids = [r[0] for r in con.sql("select article_id from articles").fetchall()]
-        runs = con.execute("select count(*) from crawl_runs").fetchone()[0]
+        runs = dict(con.execute("select status, count(*) from crawl_runs group by 1").fetchall())
     assert len(ids) == len(set(ids)), "every article stored once"
     assert set(ids) == expected, "nothing lost"
-    assert counts(again.stdout)[0] == len(expected)
-    assert runs == 1, "the killed run wrote nothing; the resumed run loaded its pages"
+    assert counts(again.stdout)[0] == len(expected) - loaded_before
+    # The killed run is closed as interrupted; the next run loaded what it had archived.
+    assert runs == {"interrupted": 1, "completed": 1}
     stats = last_run(db)["stats"]
     all_reqs = Counter(killed_reqs + resumed_reqs)
     refetched = sum(n - 1 for n in all_reqs.values())

@@ -199,7 +199,7 @@ def _run(root: Path, env_extra: dict[str, str], *args: str) -> tuple[Any, float]
 
 BAD_CONFIG: dict[str, tuple[dict[str, str], list[str], str]] = {
     # case: (env, crawl arguments, text the one message must contain)
-    "--categories nope": ({}, ["--categories", "nope"], "--categories: unknown category nope"),
+    "--categories nope": ({}, ["--categories", "nope"], "--categories: unknown category 'nope'"),
     "BTT_CRAWL__CATEGORIES": (
         {"BTT_CRAWL__CATEGORIES": '["nope"]'}, [], "BTT_CRAWL__CATEGORIES",
     ),

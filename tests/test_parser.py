@@ -30,7 +30,7 @@ def as_json(row: dict[str, Any]) -> dict[str, Any]:
     for key in ("published_at", "modified_at"):
         if isinstance(out[key], datetime):
             out[key] = out[key].isoformat()
-    for key in ("parser_version", "extractor_version", "warnings"):
+    for key in ("parser_version", "extractor_version", "warnings", "fetched_at"):
         out.pop(key)
     return out
 

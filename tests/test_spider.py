@@ -29,13 +29,16 @@ from scrapy.spidermiddlewares.httperror import HttpError  # noqa: E402
 from scrapy.utils.test import get_crawler  # noqa: E402
 from twisted.python.failure import Failure  # noqa: E402
 
+from baotintuc.model import Failure as FetchFailure  # noqa: E402
 from baotintuc.urls import article_id  # noqa: E402
-from crawler.items import DiscoveredArticle, FetchFailure, RawArticle  # noqa: E402
+from config import load_settings  # noqa: E402
+from crawler.items import Discovery, RawArticle  # noqa: E402
 from crawler.middlewares import (  # noqa: E402
     BackoffRetryMiddleware,
     RequestRejected,
     retry_after_seconds,
 )
+from crawler.request import REQUEST_ENV, CrawlRequest  # noqa: E402
 from crawler.spiders.baotintuc import BaotintucSpider, classify_failure  # noqa: E402
 
 BASE = "http://127.0.0.1:8765"
@@ -71,11 +74,37 @@ RSS = """<?xml version="1.0" encoding="utf-8"?>
 """  # noqa: E501
 
 
-def make_spider(tmp_path: Path, **args: str) -> BaotintucSpider:
-    settings = {"BTT_BASE_URL": "https://baotintuc.vn", "BTT_FEEDS": ["tin-moi-nhat"]}
-    crawler = get_crawler(BaotintucSpider, settings)
-    args = {"base_url": BASE, "run_dir": str(tmp_path / "run"), **args}
-    return BaotintucSpider.from_crawler(crawler, **args)
+def make_request(
+    tmp_path: Path,
+    *,
+    max_pages: int | None = 1,
+    since: str | None = None,
+    skip_ids: Path | None = None,
+    feeds: tuple[str, ...] = ("tin-moi-nhat",),
+    mode: str = "all",
+    categories: list[str] | None = None,
+    discover_feed_index: bool = True,
+    max_articles: int | None = 0,
+) -> CrawlRequest:
+    req = CrawlRequest.resolve(
+        load_settings(),
+        run_id="test-run",
+        mode=mode,
+        base_url=BASE,
+        since=datetime.fromisoformat(since).date() if since else None,
+        max_pages=max_pages,
+        categories=categories,
+        max_articles=max_articles,
+        run_dir=tmp_path / "run",
+        archive_dir=tmp_path / "raw",
+        skip_ids_file=skip_ids,
+    )
+    return req.model_copy(update={"feeds": feeds, "discover_feed_index": discover_feed_index})
+
+
+def make_spider(tmp_path: Path, **args: Any) -> BaotintucSpider:
+    crawler = get_crawler(BaotintucSpider, {})
+    return BaotintucSpider.from_crawler(crawler, request=make_request(tmp_path, **args))
 
 
 def listing_response(page: int = 1) -> HtmlResponse:
@@ -85,15 +114,15 @@ def listing_response(page: int = 1) -> HtmlResponse:
     return HtmlResponse(LISTING_URL, body=gzip.decompress(LISTING.read_bytes()), request=req)
 
 
-def split(out: list[Any]) -> tuple[list[Request], list[DiscoveredArticle]]:
+def split(out: list[Any]) -> tuple[list[Request], list[Discovery]]:
     return (
         [o for o in out if isinstance(o, Request)],
-        [o for o in out if isinstance(o, DiscoveredArticle)],
+        [o for o in out if isinstance(o, Discovery)],
     )
 
 
 def test_listing_gives_main_and_top_items_once(tmp_path: Path) -> None:
-    spider = make_spider(tmp_path, max_pages="3")
+    spider = make_spider(tmp_path, max_pages=3)
     requests, found = split(list(spider.parse_listing(listing_response())))
     articles = [r for r in requests if r.meta["stage"] == "article"]
     assert sorted(article_id(r.url) or "" for r in articles) == sorted(MAIN_IDS + TOP_IDS)
@@ -112,7 +141,7 @@ def test_listing_gives_main_and_top_items_once(tmp_path: Path) -> None:
 
 
 def test_listing_next_page(tmp_path: Path) -> None:
-    spider = make_spider(tmp_path, max_pages="2")
+    spider = make_spider(tmp_path, max_pages=2)
     requests, _ = split(list(spider.parse_listing(listing_response())))
     pages = [r for r in requests if r.meta["stage"] == "listing"]
     assert [r.url for r in pages] == [f"{BASE}/phap-luat-475ct0/trang-2.htm"]
@@ -120,12 +149,12 @@ def test_listing_next_page(tmp_path: Path) -> None:
     assert pages[0].headers.get("Cache-Control") == b"max-age=0"  # revalidate via the cache
     assert "dont_cache" not in pages[0].meta
     # max_pages reached: no further page.
-    spider = make_spider(tmp_path, max_pages="1")
+    spider = make_spider(tmp_path, max_pages=1)
     assert not [r for r in spider.parse_listing(listing_response()) if _is_listing(r)]
 
 
 def test_next_page_from_trang_pattern_without_pagination_markup(tmp_path: Path) -> None:
-    spider = make_spider(tmp_path, max_pages="5")
+    spider = make_spider(tmp_path, max_pages=5)
     body = gzip.decompress(LISTING.read_bytes()).replace(b"list-pagination", b"no-pagination")
     url = f"{BASE}/phap-luat-475ct0/trang-3.htm"
     req = Request(url, meta={"stage": "listing", "category": "phap-luat-475ct0", "page": 3})
@@ -139,15 +168,18 @@ def _is_listing(obj: object) -> bool:
 
 def test_since_stops_pagination_and_skips_old_articles(tmp_path: Path) -> None:
     # Newest item created 2025-07-13 19:17: with since = 07-14 the page is all older.
-    spider = make_spider(tmp_path, max_pages="5", since="2025-07-14")
+    spider = make_spider(tmp_path, max_pages=5, since="2025-07-14")
     requests, found = split(list(spider.parse_listing(listing_response())))
     assert not [r for r in requests if r.meta["stage"] == "listing"]
     fetched = sorted(article_id(r.url) or "" for r in requests)
     assert fetched == sorted(i for i in MAIN_IDS + TOP_IDS if i.startswith("20250713"))
-    assert len(found) == len(fetched)
-    assert spider.crawler.stats.get_value("btt/skipped_old") == 24 - len(fetched)
+    # Every item is accounted for: requested, or discovered as too old.
+    assert sorted(d.article_id for d in found if d.outcome == "request") == fetched
+    assert sorted(d.article_id for d in found if d.outcome == "old") == sorted(
+        i for i in MAIN_IDS + TOP_IDS if not i.startswith("20250713")
+    )
     # since = 07-13: some items are newer, so the next page is read.
-    spider = make_spider(tmp_path, max_pages="5", since="2025-07-13")
+    spider = make_spider(tmp_path, max_pages=5, since="2025-07-13")
     assert [r for r in spider.parse_listing(listing_response()) if _is_listing(r)]
 
 
@@ -163,7 +195,7 @@ def test_since_margins(tmp_path: Path) -> None:
 def test_feed_items_deduped_rewritten_and_filtered(tmp_path: Path) -> None:
     skip = tmp_path / "skip_ids.txt"
     skip.write_text("# known\n20250713100000004\n\n", encoding="utf-8")
-    spider = make_spider(tmp_path, skip_ids=str(skip), since="2025-07-12")
+    spider = make_spider(tmp_path, skip_ids=skip, since="2025-07-12")
     url = f"{BASE}/phap-luat.rss"
     req = Request(url, meta={"stage": "feed", "feed": "phap-luat"})
     resp = XmlResponse(url, body=RSS.encode(), request=req)
@@ -172,19 +204,17 @@ def test_feed_items_deduped_rewritten_and_filtered(tmp_path: Path) -> None:
         f"{BASE}/phap-luat/bat-giu-vu-buon-lau-thuoc-la-so-luong-lon-20250712205905640.htm",
         f"{BASE}/video/clip-hay-v20250713080000002.htm",
     ]
-    assert [(d.article_id, d.via) for d in found] == [
-        ("20250712205905640", "rss:phap-luat"),
-        ("20250713080000002", "rss:phap-luat"),
-        ("20250713100000004", "rss:phap-luat"),  # known: discovered, not fetched
+    assert [(d.article_id, d.via, d.outcome) for d in found] == [
+        ("20250712205905640", "rss:phap-luat", "request"),
+        ("20250713080000002", "rss:phap-luat", "request"),
+        ("20250713100000004", "rss:phap-luat", "known"),  # discovered, not fetched
+        ("20250701100000005", "rss:phap-luat", "old"),
     ]
     assert found[0].url == (
         "https://baotintuc.vn/phap-luat/bat-giu-vu-buon-lau-thuoc-la-so-luong-lon-"
         "20250712205905640.htm"
     )
-    stats = spider.crawler.stats
-    assert stats.get_value("btt/skipped_known") == 1
-    assert stats.get_value("btt/skipped_old") == 1
-    assert stats.get_value("btt/offsite_links") == 1
+    assert spider.crawler.stats.get_value("btt/offsite_links") == 1
     # The same article in a listing later is not requested again.
     requests, _ = split(list(spider.parse_listing(listing_response())))
     assert "20250712205905640" not in {article_id(r.url) for r in requests}
@@ -200,7 +230,7 @@ def test_feed_served_as_html_is_still_read(tmp_path: Path) -> None:
 
 
 def test_feed_index_adds_new_feeds_only(tmp_path: Path) -> None:
-    spider = make_spider(tmp_path, feeds="tin-moi-nhat")
+    spider = make_spider(tmp_path, feeds=("tin-moi-nhat",))
     started = [r.url for r in _drain_start(spider)]
     assert f"{BASE}/tin-moi-nhat.rss" in started and f"{BASE}/rss.htm" in started
     body = (
@@ -224,18 +254,20 @@ def _drain_start(spider: BaotintucSpider) -> list[Request]:
 
 
 def test_start_modes_and_categories(tmp_path: Path) -> None:
-    spider = make_spider(tmp_path, mode="listings", categories="phap-luat, 130,kinh-te-128ct0")
+    spider = make_spider(
+        tmp_path, mode="listings", categories=["phap-luat", "130", "kinh-te-128ct0"]
+    )
     assert [r.url for r in _drain_start(spider)] == [
         f"{BASE}/phap-luat-475ct0.htm",
         f"{BASE}/the-gioi-130ct0.htm",
         f"{BASE}/kinh-te-128ct0.htm",
     ]
-    spider = make_spider(tmp_path, mode="rss", feeds="thoi-su", discover_feed_index="false")
+    spider = make_spider(tmp_path, mode="rss", feeds=("thoi-su",), discover_feed_index=False)
     assert [r.url for r in _drain_start(spider)] == [f"{BASE}/thoi-su.rss"]
     spider = make_spider(tmp_path, mode="listings")
     assert len(_drain_start(spider)) == 19  # every top-level category
     with pytest.raises(ValueError, match="unknown category"):
-        make_spider(tmp_path, categories="khong-co")
+        make_spider(tmp_path, categories=["khong-co"])
     with pytest.raises(ValueError, match="mode"):
         make_spider(tmp_path, mode="everything")
 
@@ -354,17 +386,223 @@ def test_retry_after_and_backoff() -> None:
     assert mw.backoff_delay(1, resp) == 10.0  # capped
 
 
-def test_scrapy_settings_come_from_config() -> None:
-    from config import load_settings
-    from crawler import settings as s
+def test_scrapy_settings_come_from_the_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scrapy's settings of a run are the request's, and the request's are the config's."""
+    import importlib
+
+    from crawler import request as request_module
 
     crawl = load_settings().crawl
-    assert crawl.full_user_agent == s.USER_AGENT and "baotintuc-pipeline" in s.USER_AGENT
-    assert s.ROBOTSTXT_OBEY is crawl.obey_robots_txt
-    assert (crawl.download_delay, crawl.download_timeout) == (s.DOWNLOAD_DELAY, s.DOWNLOAD_TIMEOUT)
-    assert crawl.concurrent_requests == s.CONCURRENT_REQUESTS_PER_DOMAIN
-    assert crawl.max_page_bytes == s.DOWNLOAD_MAXSIZE
-    assert crawl.retry_times == s.RETRY_TIMES
-    assert s.REMOTE_CONTROL_ENABLED is False and s.TELNETCONSOLE_ENABLED is False
-    assert s.COOKIES_ENABLED is False and s.HTTPCACHE_ENABLED is True
-    assert s.HTTPCACHE_POLICY.endswith("RFC2616Policy")
+    req = make_request(tmp_path)
+    monkeypatch.setenv(REQUEST_ENV, str(req.write()))
+    request_module.current_request.cache_clear()
+    from crawler import settings as s
+
+    s = importlib.reload(s)
+    try:
+        assert crawl.full_user_agent == s.USER_AGENT and "baotintuc-pipeline" in s.USER_AGENT
+        assert s.ROBOTSTXT_OBEY is crawl.obey_robots_txt
+        assert crawl.download_timeout == s.DOWNLOAD_TIMEOUT
+        assert crawl.max_page_bytes == s.DOWNLOAD_MAXSIZE and crawl.retry_times == s.RETRY_TIMES
+        assert str(req.httpcache_dir) == s.HTTPCACHE_DIR
+        assert s.REMOTE_CONTROL_ENABLED is False and s.TELNETCONSOLE_ENABLED is False
+        assert s.COOKIES_ENABLED is False and s.HTTPCACHE_ENABLED is True
+        assert s.HTTPCACHE_POLICY.endswith("RFC2616Policy")
+        # The mirror on loopback is crawled fast; a real origin politely.
+        assert req.fast_loopback and s.DOWNLOAD_DELAY == 0
+        polite = req.model_copy(update={"fast_loopback": False}).scrapy_settings()
+        assert polite["DOWNLOAD_DELAY"] == crawl.download_delay
+        assert polite["CONCURRENT_REQUESTS_PER_DOMAIN"] == crawl.concurrent_requests
+    finally:
+        request_module.current_request.cache_clear()
+
+
+# --------------------------------------------------------------------------- accounting
+
+ID_A = "20250712205905640"
+URL_A1 = f"{BASE}/phap-luat/ten-cu-{ID_A}.htm"  # a renamed slug: dead
+URL_A2 = f"{BASE}/an-ninh-trat-tu/ten-moi-{ID_A}.htm"
+
+
+def _respond(
+    req: Request,
+    body: bytes = PAGE,
+    status: int = 200,
+    url: str | None = None,
+    ctype: str = "text/html; charset=utf-8",
+) -> Response:
+    cls = HtmlResponse if "html" in ctype else Response
+    return cls(
+        url or req.url, status=status, body=body, headers={"Content-Type": ctype}, request=req
+    )
+
+
+def test_one_id_under_two_urls_first_dead_then_the_other(tmp_path: Path) -> None:
+    spider = make_spider(tmp_path)
+    out = list(spider.found(URL_A1, BASE + "/phap-luat.rss", "rss:phap-luat"))
+    (req1,) = [o for o in out if isinstance(o, Request)]
+    # The second URL arrives while the first is being fetched: recorded, not fetched.
+    out2 = list(spider.found(URL_A2, BASE + "/an-ninh-trat-tu-579ct475.htm", "listing:x:1"))
+    assert [type(o) for o in out2] == [Discovery] and out2[0].outcome == "alias"
+    # The first URL 404s: its failure is recorded under its own URL, then the other is tried.
+    out3 = list(spider.parse_article(_respond(req1, b"gone", 404)))
+    failure, retry = out3
+    assert isinstance(failure, FetchFailure) and failure.reason == "http_404"
+    assert failure.url == "https://baotintuc.vn/phap-luat/ten-cu-20250712205905640.htm"
+    assert failure.article_id == ID_A
+    assert isinstance(retry, Request) and retry.url == URL_A2
+    (item,) = list(spider.parse_article(_respond(retry)))
+    assert isinstance(item, RawArticle) and item.url.endswith(f"/ten-moi-{ID_A}.htm")
+
+
+def test_an_alias_found_after_every_url_failed_is_tried(tmp_path: Path) -> None:
+    spider = make_spider(tmp_path)
+    (req1,) = [o for o in spider.found(URL_A1, BASE + "/", "rss:x") if isinstance(o, Request)]
+    out = list(spider.on_error(_failure_for(req1, DownloadTimeoutError("slow"))))
+    assert [type(o) for o in out] == [FetchFailure]  # nothing else to try yet
+    late = list(spider.found(URL_A2, BASE + "/", "listing:y:1"))
+    assert [type(o) for o in late] == [Discovery, Request] and late[1].url == URL_A2
+
+
+def _failure_for(req: Request, exc: Exception) -> Failure:
+    try:
+        raise exc
+    except Exception:
+        failure = Failure()
+    failure.request = req  # type: ignore[attr-defined]
+    return failure
+
+
+def test_redirect_to_another_article_accounts_for_both(tmp_path: Path) -> None:
+    spider = make_spider(tmp_path)
+    (req,) = [o for o in spider.found(URL_A1, BASE + "/", "rss:x") if isinstance(o, Request)]
+    other = f"{BASE}/the-gioi/bai-khac-20250713080000002.htm"  # a meta refresh went here
+    out = list(spider.parse_article(_respond(req, url=other)))
+    failures = [o for o in out if isinstance(o, FetchFailure)]
+    found = [o for o in out if isinstance(o, Discovery)]
+    pages = [o for o in out if isinstance(o, RawArticle)]
+    assert [(f.url.split("/")[-1], f.reason, f.article_id) for f in failures] == [
+        (f"ten-cu-{ID_A}.htm", "redirect_other_article", ID_A)
+    ]
+    assert [(d.article_id, d.outcome, d.via) for d in found] == [
+        ("20250713080000002", "request", f"redirect:{ID_A}")
+    ]
+    assert [p.article_id for p in pages] == ["20250713080000002"]  # archived, not refetched
+    assert not [o for o in out if isinstance(o, Request)]
+
+
+def test_redirect_to_a_page_that_is_no_article_is_a_failure(tmp_path: Path) -> None:
+    spider = make_spider(tmp_path)
+    (req,) = [o for o in spider.found(URL_A1, BASE + "/", "rss:x") if isinstance(o, Request)]
+    (failure,) = list(spider.parse_article(_respond(req, url=f"{BASE}/")))
+    assert (failure.reason, failure.article_id) == ("redirect_not_article", ID_A)
+    assert failure.url.endswith(f"ten-cu-{ID_A}.htm")
+
+
+def test_offsite_redirect_failure_is_recorded_under_the_requested_url(tmp_path: Path) -> None:
+    spider = make_spider(tmp_path)
+    (req,) = [o for o in spider.found(URL_A1, BASE + "/", "rss:x") if isinstance(o, Request)]
+    hop = req.replace(url="https://example.org/elsewhere.htm")  # meta is carried over
+    (failure,) = list(spider.on_error(_failure_for(hop, RequestRejected("redirect_offsite"))))
+    assert (failure.reason, failure.article_id) == ("redirect_offsite", ID_A)
+    assert failure.url == f"https://baotintuc.vn/phap-luat/ten-cu-{ID_A}.htm"
+
+
+def test_run_cap_defers_the_rest(tmp_path: Path) -> None:
+    spider = make_spider(tmp_path, max_pages=1, max_articles=5)
+    requests, found = split(list(spider.parse_listing(listing_response())))
+    articles = [r for r in requests if r.meta["stage"] == "article"]
+    assert len(articles) == 5
+    assert [d.outcome for d in found].count("deferred") == 24 - 5
+    assert {d.outcome for d in found} == {"request", "deferred"}
+
+
+FEED_SPLIT = """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>t</title>
+<item><title>Split by an entity</title>
+  <link>https://baotintuc.vn/phap-luat/a-&amp;-b-20250713100000007.htm</link></item>
+<item><title>Link to a listing</title><link>https://baotintuc.vn/phap-luat-475ct0.htm</link>
+  <guid isPermaLink="false">id-123</guid></item>
+<item><title>No link, guid is the URL</title>
+  <guid>https://baotintuc.vn/xa-hoi/guid-only-20250713100000008.htm</guid></item>
+<item><title>Month 13</title><link>https://baotintuc.vn/xa-hoi/x-20251313100000009.htm</link></item>
+</channel></rss>
+"""
+
+
+def test_feed_is_read_by_a_real_feed_parser(tmp_path: Path) -> None:
+    spider = make_spider(tmp_path)
+    url = f"{BASE}/phap-luat.rss"
+    req = Request(url, meta={"stage": "feed", "feed": "phap-luat"})
+    out = list(spider.parse_feed(XmlResponse(url, body=FEED_SPLIT.encode(), request=req)))
+    requests, found = split(out)
+    assert [d.url for d in found] == [
+        "https://baotintuc.vn/phap-luat/a-&-b-20250713100000007.htm",  # the whole link
+        "https://baotintuc.vn/xa-hoi/guid-only-20250713100000008.htm",
+    ]
+    unresolvable = [o for o in out if isinstance(o, FetchFailure)]
+    assert [(f.reason, f.stage, f.article_id) for f in unresolvable] == [
+        ("feed_item_unresolvable", "feed", None),  # a listing link, an opaque guid
+        ("feed_item_unresolvable", "feed", None),  # month 13 is no creation time
+    ]
+    assert "20251313100000009" in unresolvable[1].detail
+    assert spider.crawler.stats.get_value("btt/feed_items_unresolvable") == 2
+
+
+def test_empty_feed_is_fine_and_garbage_is_a_failure(tmp_path: Path) -> None:
+    spider = make_spider(tmp_path)
+    url = f"{BASE}/quan-su.rss"
+    req = Request(url, meta={"stage": "feed", "feed": "quan-su"})
+    empty = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
+    assert list(spider.parse_feed(XmlResponse(url, body=empty, request=req))) == []
+    (failure,) = list(spider.parse_feed(XmlResponse(url, body=b"<html>oops</html>", request=req)))
+    assert failure.reason == "not_a_feed"
+
+
+SITEMAP_INDEX = """<?xml version="1.0" encoding="UTF-8"?>
+<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+<sitemap><loc>https://baotintuc.vn/sitemaps/2025-07.xml</loc><lastmod>2025-07-13</lastmod></sitemap>
+<sitemap><loc>https://baotintuc.vn/sitemaps/2019-01.xml</loc><lastmod>2019-01-31</lastmod></sitemap>
+<sitemap><loc>https://baotintuc.vn/sitemaps/news.xml</loc></sitemap>
+</sitemapindex>"""
+URLSET = f"""<?xml version="1.0" encoding="UTF-8"?>
+<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"
+        xmlns:news="http://www.google.com/schemas/sitemap-news/0.9">
+<url><loc>https://baotintuc.vn/phap-luat/a-{ID_A}.htm</loc>
+  <news:news><news:publication_date>2025-07-12T21:11:00+07:00</news:publication_date>
+  <news:title>A</news:title></news:news></url>
+<url><loc>https://baotintuc.vn/phap-luat-475ct0.htm</loc></url>
+</urlset>"""
+
+
+def test_sitemaps_from_robots_index_and_urlset(tmp_path: Path) -> None:
+    spider = make_spider(tmp_path, mode="backfill", since="2025-01-01")
+    assert spider.request.sitemaps
+    started = _drain_start(spider)
+    (robots_req,) = [r for r in started if r.url.endswith("/robots.txt")]
+    robots = TextResponse(
+        robots_req.url,
+        body=b"User-agent: *\nSitemap: https://baotintuc.vn/s.xml\n",
+        request=robots_req,
+    )
+    (idx_req,) = list(spider.parse_robots(robots))
+    assert idx_req.url == f"{BASE}/s.xml"
+    index = XmlResponse(idx_req.url, body=SITEMAP_INDEX.encode(), request=idx_req)
+    children = list(spider.parse_sitemap(index))
+    assert [r.url for r in children] == [
+        f"{BASE}/sitemaps/2025-07.xml",
+        f"{BASE}/sitemaps/news.xml",
+    ]
+    urlset = XmlResponse(children[0].url, body=URLSET.encode(), request=children[0])
+    requests, found = split(list(spider.parse_sitemap(urlset)))
+    assert [(d.article_id, d.via) for d in found] == [(ID_A, "sitemap:/sitemaps/2025-07.xml")]
+    assert [r.meta["stage"] for r in requests] == ["article"]
+    # No Sitemap line: /sitemap.xml is tried.
+    spider2 = make_spider(tmp_path, mode="backfill")
+    (req,) = [r for r in _drain_start(spider2) if r.url.endswith("/robots.txt")]
+    (guess,) = list(
+        spider2.parse_robots(TextResponse(req.url, body=b"User-agent: *\n", request=req))
+    )
+    assert guess.url == f"{BASE}/sitemap.xml"

@@ -126,6 +126,6 @@ def test_resolve_dates_priority_and_disagreement() -> None:
 def test_decode_html_fallbacks() -> None:
     assert decode_html("đã".encode()) == ("đã", [])
     text, warnings = decode_html('<meta charset="windows-1258"><p>\xe0</p>'.encode("latin-1"))
-    assert text.endswith("<p>à</p>") and warnings == ["decoded_as:windows-1258"]
+    assert text.endswith("<p>à</p>") and warnings == ["decoded_as:cp1258"]
     text, warnings = decode_html(b"<p>ok \xff</p>")
     assert text == "<p>ok \ufffd</p>" and warnings == ["invalid_utf8_replaced"]

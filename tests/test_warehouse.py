@@ -9,7 +9,7 @@ import textwrap
 import time
 import unicodedata
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -17,24 +17,30 @@ from typing import Any
 import duckdb
 import pytest
 
-from baotintuc.model import ImageRecord, ParsedArticle
+from baotintuc.model import Article, Failure, ImageRecord
 from baotintuc.site import ALL_CATEGORIES
 from warehouse.db import WarehouseLocked, connect, migrate, reader, refresh_views, writer
 from warehouse.load import (
+    ARTICLE_COLUMNS,
+    FAILURE_COLUMNS,
     content_hash,
     finish_run,
     known_articles,
-    load_run,
+    load_batch,
+    loaded_segments,
+    record_urls,
+    replace_failures,
     start_run,
-    write_quality,
+    to_storage_row,
+    unfinished_runs,
 )
 
 VN = timezone(timedelta(hours=7))
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=VN)
 
 
-def parsed(article_id: str = "20240501100000123", **changes: Any) -> ParsedArticle:
-    base = ParsedArticle(
+def parsed(article_id: str = "20240501100000123", **changes: Any) -> Article:
+    base = Article(
         article_id=article_id,
         url=f"https://baotintuc.vn/thoi-su/bai-viet-{article_id}.htm",
         title="Nâng cao hiệu quả công tác dân vận",
@@ -68,27 +74,8 @@ def parsed(article_id: str = "20240501100000123", **changes: Any) -> ParsedArtic
     return replace(base, **changes)
 
 
-def row(p: ParsedArticle, fetched_at: datetime = T0) -> dict[str, Any]:
-    r = p.to_row()
-    r["fetched_at"] = fetched_at
-    return r
-
-
-def run(run_id: str = "run-1", **extra: Any) -> dict[str, Any]:
-    return {
-        "run_id": run_id,
-        "started_at": T0 - timedelta(minutes=5),
-        "finished_at": T0,
-        "base_url": "http://127.0.0.1:8765",
-        "params": {"categories": ["thoi-su"], "max_pages": 2},
-        "status": "completed",
-        "discovered": 3,
-        "fetched": 2,
-        "rejected": 0,
-        "requests": 7,
-        "bytes": 123456,
-        **extra,
-    }
+def art(p: Article, fetched_at: datetime = T0) -> Article:
+    return replace(p, fetched_at=fetched_at)
 
 
 @pytest.fixture
@@ -114,7 +101,7 @@ def table(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[Any, ...]]:
 def test_migrate_creates_everything_and_second_run_is_a_noop(db: Path) -> None:
     c = connect(db)
     assert db.parent.is_dir()
-    assert migrate(c) == ["001_core", "002_search"]
+    assert migrate(c) == ["001_core", "002_search", "003_accounting"]
     tables = {r[0] for r in table(c, "select table_name from duckdb_tables()")}
     assert {
         "articles",
@@ -125,6 +112,8 @@ def test_migrate_creates_everything_and_second_run_is_a_noop(db: Path) -> None:
         "fetch_failures",
         "run_quality",
         "schema_migrations",
+        "article_urls",
+        "archive_segments",
     } <= tables
     views = {r[0] for r in table(c, "select view_name from duckdb_views() where not internal")}
     assert {"articles_search", "article_history"} <= views
@@ -153,27 +142,47 @@ def test_every_schema_file_is_idempotent_on_its_own(con: duckdb.DuckDBPyConnecti
 # --------------------------------------------------------------------------- loading
 
 
+def test_article_columns_match_the_ddl(con: duckdb.DuckDBPyConnection) -> None:
+    """The model's columns (+ the warehouse's bookkeeping) are exactly the table's."""
+    ddl = dict(table(con, "select column_name, data_type from information_schema.columns "
+                          "where table_name = 'articles'"))
+    alias = {"TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE"}
+    assert ddl == {c: alias.get(t, t) for c, t in ARTICLE_COLUMNS.items()}
+    images = {r[0] for r in table(con, "select column_name from information_schema.columns "
+                                       "where table_name = 'article_images'")}
+    assert {f.name for f in fields(ImageRecord)} <= images
+    failures = {r[0] for r in table(con, "select column_name from information_schema.columns "
+                                         "where table_name = 'fetch_failures'")}
+    assert set(FAILURE_COLUMNS) == failures
+    assert {f.name for f in fields(Failure)} <= failures
+
+
+def load(
+    con: duckdb.DuckDBPyConnection, articles: list[Article], run_id: str = "run-1",
+    failures: list[Failure] | None = None, **kwargs: Any,
+) -> Any:
+    return load_batch(con, run_id, articles, failures or [], **kwargs)
+
+
 def test_same_batch_twice_leaves_identical_rows(con: duckdb.DuckDBPyConnection) -> None:
-    batch = [row(parsed()), row(parsed("20240501110000456", title="Bài hai", images=[]))]
-    first = load_run(con, run(), batch, [], flow_run_id="flow-1")
+    batch = [art(parsed()), art(parsed("20240501110000456", title="Bài hai", images=[]))]
+    first = load(con, batch, flow_run_id="flow-1")
     assert (first.new, first.updated, first.unchanged, first.images) == (2, 0, 0, 2)
     snap = {
         t: table(con, f"select * from {t} order by all")
         for t in ("articles", "article_images", "categories")
     }
 
-    second = load_run(con, run(), batch, [], flow_run_id="flow-1")
-    assert (second.new, second.updated, second.unchanged) == (0, 0, 2)
+    second = load(con, batch, flow_run_id="flow-1")
+    assert (second.new, second.updated, second.unchanged, second.written) == (0, 0, 2, 0)
     for t, rows in snap.items():
         assert table(con, f"select * from {t} order by all") == rows, t
     assert table(con, "select count(*) from article_versions") == [(0,)]
-    # The run row reports the latest load of the run.
-    assert table(con, "select new, unchanged from crawl_runs") == [(0, 2)]
 
     # A later re-fetch with the same content: fetched_at moves, nothing else.
     later = T0 + timedelta(hours=6)
-    third = load_run(con, run("run-2"), [row(parsed(), later)], [], flow_run_id="flow-2")
-    assert third.unchanged == 1
+    third = load(con, [art(parsed(), later)], "run-2", flow_run_id="flow-2")
+    assert (third.unchanged, third.written) == (1, 1)
     got = table(
         con,
         "select first_seen_at, fetched_at, last_changed_at, version, flow_run_id "
@@ -184,13 +193,13 @@ def test_same_batch_twice_leaves_identical_rows(con: duckdb.DuckDBPyConnection) 
 
 
 def test_changed_content_keeps_previous_version(con: duckdb.DuckDBPyConnection) -> None:
-    load_run(con, run(), [row(parsed())], [], flow_run_id="flow-1")
+    load(con, [art(parsed())], flow_run_id="flow-1")
     edited = parsed(
         title="Nâng cao hiệu quả công tác dân vận (cập nhật)",
         images=[ImageRecord(0, "https://cdnmedia.baotintuc.vn/c.jpg", "Ảnh mới", None)],
     )
     later = T0 + timedelta(hours=3)
-    res = load_run(con, run("run-2"), [row(edited, later)], [], flow_run_id="flow-2")
+    res = load(con, [art(edited, later)], "run-2", flow_run_id="flow-2")
     assert (res.new, res.updated, res.unchanged, res.images) == (0, 1, 0, 1)
 
     cur = table(
@@ -198,7 +207,8 @@ def test_changed_content_keeps_previous_version(con: duckdb.DuckDBPyConnection) 
         "select title, version, first_seen_at, last_changed_at, fetched_at, content_hash "
         "from articles",
     )
-    assert cur == [(edited.title, 2, T0, later, later, content_hash(row(edited)))]
+    assert cur == [(edited.title, 2, T0, later, later,
+                    content_hash(to_storage_row(art(edited, later))))]
     old = table(
         con,
         "select version, title, fetched_at, replaced_at, flow_run_id, replaced_by_flow_run_id, "
@@ -222,7 +232,7 @@ def test_changed_content_keeps_previous_version(con: duckdb.DuckDBPyConnection) 
     assert history == [(1, False), (2, True)]
 
     # Re-loading the edited batch does not add another version.
-    again = load_run(con, run("run-2"), [row(edited, later)], [], flow_run_id="flow-2")
+    again = load(con, [art(edited, later)], "run-2", flow_run_id="flow-2")
     assert again.unchanged == 1
     assert table(con, "select count(*) from article_versions") == [(1,)]
 
@@ -230,19 +240,20 @@ def test_changed_content_keeps_previous_version(con: duckdb.DuckDBPyConnection) 
 def test_reparse_changing_only_derived_fields_is_not_an_edit(
     con: duckdb.DuckDBPyConnection,
 ) -> None:
-    load_run(con, run(), [row(parsed())], [])
+    load(con, [art(parsed())])
     reparsed = parsed(body_markdown="# changed", word_count=99, parser_version="baotintuc-v2")
-    res = load_run(con, run("run-2"), [row(reparsed)], [])
-    assert res.unchanged == 1
+    res = load(con, [art(reparsed)], "run-2")
+    assert (res.unchanged, res.written) == (1, 1)
+    assert res.changed_fields == {"body_markdown": 1, "word_count": 1, "parser_version": 1}
     assert table(
         con, "select body_markdown, word_count, parser_version, version from articles"
     ) == [("# changed", 99, "baotintuc-v2", 1)]
 
 
 def test_in_batch_duplicates_are_deduplicated(con: duckdb.DuckDBPyConnection) -> None:
-    newer = row(parsed(title="Bản mới"), T0 + timedelta(minutes=10))
-    older = row(parsed(title="Bản cũ"), T0)
-    res = load_run(con, run(), [newer, older], [])
+    newer = art(parsed(title="Bản mới"), T0 + timedelta(minutes=10))
+    older = art(parsed(title="Bản cũ"), T0)
+    res = load(con, [newer, older])
     assert (res.new, res.duplicates) == (1, 1)
     assert table(con, "select title, fetched_at from articles") == [
         ("Bản mới", T0 + timedelta(minutes=10))
@@ -251,99 +262,96 @@ def test_in_batch_duplicates_are_deduplicated(con: duckdb.DuckDBPyConnection) ->
 
 
 def test_older_fetch_is_stale_and_skipped(con: duckdb.DuckDBPyConnection) -> None:
-    load_run(con, run(), [row(parsed(title="Mới"), T0)], [])
-    res = load_run(con, run("old"), [row(parsed(title="Cũ"), T0 - timedelta(days=1))], [])
+    load(con, [art(parsed(title="Mới"), T0)])
+    res = load(con, [art(parsed(title="Cũ"), T0 - timedelta(days=1))], "old")
     assert (res.stale, res.updated) == (1, 0)
     assert table(con, "select title, version from articles") == [("Mới", 1)]
 
 
-def test_failures_and_runs_recorded(con: duckdb.DuckDBPyConnection) -> None:
-    start_run(con, "run-1", flow_run_id="flow-1", base_url="http://x", params={"a": 1})
-    assert table(con, "select status from crawl_runs") == [("running",)]
-    failures = [
-        {
-            "url": "https://baotintuc.vn/a-20240501100000999.htm",
-            "stage": "article",
-            "reason": "http_404",
-            "status": 404,
-            "detail": "Not Found",
-            "at": "2024-05-01T12:00:01+07:00",
-        },
-        {
-            "url": "https://baotintuc.vn/x.rss",
-            "stage": "feed",
-            "reason": "timeout",
-            "status": None,
-            "detail": "",
-            "at": T0,
-        },
+def test_failures_segments_and_runs_recorded(con: duckdb.DuckDBPyConnection) -> None:
+    start_run(con, "run-1", flow_run_id="flow-1", base_url="http://x", mode="all",
+              params={"max_pages": 2}, archive_prefix="run-1", started_at=T0)
+    assert table(con, "select status, archive_prefix from crawl_runs") == [("running", "run-1")]
+    assert unfinished_runs(con) == [("run-1", "run-1")]
+    spider = [
+        Failure("https://baotintuc.vn/a-20240501100000999.htm", "article", "http_404", 404,
+                "Not Found", T0 + timedelta(seconds=1), "20240501100000999"),
+        Failure("https://baotintuc.vn/x.rss", "feed", "timeout", None, "", T0),
     ]
-    r = run(responses=6, retries=1)
-    res = load_run(con, r, [row(parsed())], failures, flow_run_id="flow-1")
-    assert res.failures == 2
-    res = load_run(con, r, [row(parsed())], failures, flow_run_id="flow-1")  # idempotent
+    parse_reject = Failure("https://baotintuc.vn/b-20240501100000998.htm", "parse",
+                           "parse_error:no_title", 200, "", T0, "20240501100000998")
+    res = load(con, [art(parsed())], failures=[parse_reject], flow_run_id="flow-1",
+               segments=[("/raw/run-1-00001.warc.gz", 2)])
+    assert res.failures == 1
+    assert loaded_segments(con) == {"/raw/run-1-00001.warc.gz"}
+    assert replace_failures(con, "run-1", spider, flow_run_id="flow-1") == 2
+    assert replace_failures(con, "run-1", spider, flow_run_id="flow-1") == 2  # idempotent
     got = table(
         con,
-        'select run_id, url, stage, reason, status, "at", flow_run_id from fetch_failures '
-        "order by stage",
+        'select run_id, url, stage, reason, status, "at", flow_run_id, article_id '
+        "from fetch_failures order by stage",
     )
     assert got == [
-        (
-            "run-1",
-            failures[0]["url"],
-            "article",
-            "http_404",
-            404,
-            T0 + timedelta(seconds=1),
-            "flow-1",
-        ),
-        ("run-1", failures[1]["url"], "feed", "timeout", None, T0, "flow-1"),
+        ("run-1", spider[0].url, "article", "http_404", 404, T0 + timedelta(seconds=1),
+         "flow-1", "20240501100000999"),
+        ("run-1", spider[1].url, "feed", "timeout", None, T0, "flow-1", None),
+        ("run-1", parse_reject.url, "parse", "parse_error:no_title", 200, T0, "flow-1",
+         "20240501100000998"),
     ]
-    finish_run(con, "run-1", status="completed", finished_at=T0 + timedelta(minutes=1))
+    assert record_urls(con, "run-1", [
+        ("20240501100000123", "https://baotintuc.vn/a-20240501100000123.htm", "rss:x", T0),
+        ("20240501100000123", "https://baotintuc.vn/b-20240501100000123.htm", "listing:y:1", T0),
+    ]) == 2
+    assert table(con, "select count(*) from article_urls where article_id = '20240501100000123'"
+                 ) == [(2,)]
+    finish_run(con, "run-1", status="completed", finished_at=T0 + timedelta(minutes=6),
+               quality={"title": {"fill_rate": 1.0, "filled": 1, "total": 1, "threshold": 0.9,
+                                  "passed": True}, "sapo": 0.5},
+               discovered=3, stored=1, skipped=0, failed=2, lost=0, new=1,
+               stats={"responses": 6})
     runs = table(
         con,
-        "select run_id, flow_run_id, status, discovered, fetched, new, unchanged, failed, "
-        "requests, bytes, duration_s, params->>'$.max_pages', stats->>'$.responses' "
-        "from crawl_runs",
+        "select run_id, flow_run_id, status, mode, discovered, stored, failed, lost, "
+        "duration_s, params->>'$.max_pages', stats->>'$.responses' from crawl_runs",
     )
-    assert runs == [("run-1", "flow-1", "completed", 3, 2, 0, 1, 2, 7, 123456, 360.0, "2", "6")]
+    assert runs == [("run-1", "flow-1", "completed", "all", 3, 1, 2, 0, 360.0, "2", "6")]
+    assert unfinished_runs(con) == []
+    assert table(con, "select field, fill_rate, passed from run_quality order by field") == [
+        ("sapo", 0.5, None),
+        ("title", 1.0, True),
+    ]
 
 
 def test_categories_seeded_and_updated_from_pages(con: duckdb.DuckDBPyConnection) -> None:
     assert table(con, "select slug, name, parent_id from categories where id = 321") == [
         ("chinh-tri", "Chính trị", 472)
     ]
-    load_run(
-        con,
-        run(),
-        [row(parsed(category="Chuyên mục lạ", category_id=9999, parent_category_id=472))],
-        [],
-    )
+    load(con, [art(parsed(category="Chuyên mục lạ", category_id=9999, parent_category_id=472))])
     assert table(con, "select slug, name, parent_id, source from categories where id = 9999") == [
         (None, "Chuyên mục lạ", 472, "page")
     ]
 
 
 def test_protect_fields_keeps_stored_values(con: duckdb.DuckDBPyConnection) -> None:
-    load_run(con, run(), [row(parsed())], [])
+    load(con, [art(parsed())])
     drifted = parsed(title="", body_text="", body_markdown="", word_count=0)
     later = T0 + timedelta(hours=1)
-    res = load_run(con, run("r2"), [row(drifted, later)], [], protect_fields=True)
+    res = load(con, [art(drifted, later)], "r2", protect_fields=True)
     assert res.protected_fields == {"title": 1, "body_text": 1}
     assert res.protected == 2
     assert res.unchanged == 1  # nothing else changed once the stored values are kept
-    assert table(con, "select title, body_text, word_count from articles") == [
-        (parsed().title, parsed().body_text, 8)
+    assert table(con, "select title, body_text, body_markdown, word_count from articles") == [
+        (parsed().title, parsed().body_text, parsed().body_markdown, 8)
     ]
     # Without protection the empty title is stored (and the change versioned).
-    res = load_run(con, run("r3"), [row(drifted, later + timedelta(hours=1))], [])
+    res = load(con, [art(drifted, later + timedelta(hours=1))], "r3")
     assert res.updated == 1
     assert table(con, "select title from articles") == [("",)]
 
 
 def test_timestamptz_round_trips_the_instant(db: Path) -> None:
     with writer(db) as c:
-        load_run(c, run(), [row(parsed())], [])
+        load(c, [art(parsed())])
     expected = datetime(2024, 5, 1, 3, 0, tzinfo=UTC)
     for tz in ("Asia/Ho_Chi_Minh", None):
         c = connect(db, read_only=True, timezone=tz)
@@ -360,39 +368,19 @@ def test_timestamptz_round_trips_the_instant(db: Path) -> None:
         )
 
 
-def test_known_articles_and_quality(con: duckdb.DuckDBPyConnection) -> None:
-    load_run(con, run(), [row(parsed())], [], quality={"title": 1.0})
-    known = known_articles(con)
-    k = known["20240501100000123"]
-    assert (k.fetched_at, k.published_at, k.version) == (T0, parsed().published_at, 1)
-    assert k.content_hash == content_hash(row(parsed()))
-    assert (
-        write_quality(
-            con,
-            "run-1",
-            {
-                "title": {
-                    "fill_rate": 1.0,
-                    "filled": 1,
-                    "total": 1,
-                    "threshold": 0.9,
-                    "passed": True,
-                },
-                "sapo": 0.5,
-            },
-        )
-        == 2
-    )
-    assert table(con, "select field, fill_rate, passed from run_quality order by field") == [
-        ("sapo", 0.5, None),
-        ("title", 1.0, True),
-    ]
+def test_known_articles(con: duckdb.DuckDBPyConnection) -> None:
+    load(con, [art(parsed())])
+    k = known_articles(con)["20240501100000123"]
+    assert (k.fetched_at, k.published_at, k.url) == (T0, parsed().published_at, parsed().url)
 
 
-def test_naive_datetime_is_rejected(con: duckdb.DuckDBPyConnection) -> None:
-    bad = row(parsed(published_at=datetime(2024, 5, 1, 10, 0)))
+def test_naive_datetime_and_missing_fetch_time_are_rejected(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
     with pytest.raises(ValueError, match="naive"):
-        load_run(con, run(), [bad], [])
+        load(con, [art(parsed(published_at=datetime(2024, 5, 1, 10, 0)))])
+    with pytest.raises(ValueError, match="fetched_at"):
+        load(con, [parsed()])
     assert table(con, "select count(*) from articles") == [(0,)]
 
 
@@ -410,7 +398,7 @@ def test_vn_fold_search_works_from_a_read_only_connection(db: Path) -> None:
         "20240501100000007": "Thời tiết hôm nay",
     }
     with writer(db) as c:
-        load_run(c, run(), [row(parsed(i, title=t)) for i, t in titles.items()], [])
+        load_batch(c, "run-1", [art(parsed(i, title=t)) for i, t in titles.items()])
 
     with reader(db) as c:
         assert c.execute("select vn_fold('Đà Nẵng HOÀ Thúy')").fetchone() == ("da nang hoa thuy",)
@@ -476,7 +464,7 @@ def test_connect_waits_for_a_lock_then_succeeds(
     t = time.monotonic()
     c = connect(db, lock_timeout=30, retry_interval=0.2)
     waited = time.monotonic() - t
-    assert c.execute("select count(*) from schema_migrations").fetchone() == (2,)
+    assert c.execute("select count(*) from schema_migrations").fetchone() == (3,)
     c.close()
     assert 0.5 < waited < 25
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]

@@ -13,12 +13,14 @@ import logging
 import re
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import duckdb
+
+from baotintuc.site import ALL_CATEGORIES
 
 if TYPE_CHECKING:
     from config import WarehouseSettings
@@ -31,6 +33,14 @@ SITE_TIMEZONE = "Asia/Ho_Chi_Minh"
 
 _LOCK_RE = re.compile(r"Conflicting lock is held in (?P<holder>.*?) \(PID (?P<pid>\d+)\)")
 _MIGRATION_RE = re.compile(r"^(?P<version>\d{3,})_(?P<name>[a-z0-9_]+)\.sql$")
+
+
+class WarehouseWriteError(RuntimeError):
+    """A write failed for a reason that is not ours to retry (disk full, I/O error)."""
+
+
+class WarehouseUnreadable(RuntimeError):
+    """The file is not a DuckDB database we can read (corrupt, truncated, another format)."""
 
 
 class WarehouseLocked(RuntimeError):
@@ -69,7 +79,7 @@ def _describe_holder(pid: int | None, holder: str | None) -> str:
     return f"another process (PID {pid}: {cmd})"
 
 
-def _lock_conflict(err: duckdb.Error) -> tuple[int | None, str | None] | None:
+def _lock_conflict(err: BaseException) -> tuple[int | None, str | None] | None:
     """(pid, program) when ``err`` is DuckDB's file lock conflict, else None."""
     text = str(err)
     if "Could not set lock on file" not in text:
@@ -136,6 +146,56 @@ def connect(
     return con
 
 
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """BEGIN … COMMIT; on error ROLLBACK and re-raise the error that caused it.
+
+    A failed rollback (DuckDB may already have aborted the transaction, e.g. after
+    ``No space left on device``) never hides the real cause; an I/O error becomes a
+    :class:`WarehouseWriteError` that says so.
+    """
+    con.execute("begin transaction")
+    try:
+        yield
+        con.execute("commit")
+    except BaseException as err:
+        with suppress(duckdb.Error):
+            con.execute("rollback")
+        if isinstance(err, duckdb.IOException | OSError) and _lock_conflict(err) is None:
+            raise WarehouseWriteError(f"writing the warehouse failed: {err}") from err
+        raise
+
+
+def check_readable(path: str | Path, settings: WarehouseSettings | None = None) -> None:
+    """Fail early, without changing the file, when ``path`` exists but cannot be read.
+
+    Opens it read-only (waiting for a writer within the bound) and reads the catalog.
+
+    Raises:
+        WarehouseUnreadable: naming the file and DuckDB's reason.
+        WarehouseLocked: another process held it beyond the bound.
+    """
+    file = Path(path)
+    if not file.exists():
+        return
+    if not file.is_file():
+        raise WarehouseUnreadable(f"warehouse {file} is not a file")
+    try:
+        con = connect(file, read_only=True, timezone=None, **_lock_args(settings))
+    except duckdb.Error as err:
+        raise WarehouseUnreadable(f"warehouse {file} cannot be opened: {_one_line(err)}") from err
+    try:
+        con.execute("select count(*) from duckdb_tables()").fetchone()
+    except duckdb.Error as err:
+        raise WarehouseUnreadable(f"warehouse {file} cannot be read: {_one_line(err)}") from err
+    finally:
+        con.close()
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())[:300]
+
+
 def _checksum(sql: str) -> str:
     return hashlib.sha256(sql.encode("utf-8")).hexdigest()
 
@@ -185,18 +245,13 @@ def migrate(
                     path.name,
                 )
             continue
-        con.execute("begin transaction")
-        try:
+        with transaction(con):
             con.execute(sql)
             con.execute(
                 "insert into schema_migrations (version, name, checksum, applied_at) "
                 "values (?, ?, ?, now())",
                 [version, name, _checksum(sql)],
             )
-            con.execute("commit")
-        except BaseException:
-            con.execute("rollback")
-            raise
         logger.info("applied migration %s", path.name)
         done.append(f"{version:03d}_{name}")
     refresh_views(con, views_dir=views_dir, force=bool(done))
@@ -215,8 +270,7 @@ def refresh_views(
         checksum = _checksum(sql)
         if not force and known.get(path.stem) == checksum:
             continue
-        con.execute("begin transaction")
-        try:
+        with transaction(con):
             con.execute(sql)
             con.execute(
                 "insert into schema_views (name, checksum, applied_at) values (?, ?, now()) "
@@ -224,17 +278,12 @@ def refresh_views(
                 "applied_at = excluded.applied_at",
                 [path.stem, checksum],
             )
-            con.execute("commit")
-        except BaseException:
-            con.execute("rollback")
-            raise
         refreshed.append(path.stem)
     return refreshed
 
 
 def seed_categories(con: duckdb.DuckDBPyConnection) -> int:
     """Insert the categories of ``baotintuc.site`` that the table lacks; returns how many."""
-    from baotintuc.site import ALL_CATEGORIES
 
     have = {int(r[0]) for r in con.execute("select id from categories").fetchall()}
     missing = [c for c in ALL_CATEGORIES if c.id not in have]
@@ -286,6 +335,10 @@ def _lock_args(settings: WarehouseSettings | None) -> dict[str, float]:
 
 
 __all__ = [
+    "WarehouseUnreadable",
+    "WarehouseWriteError",
+    "check_readable",
+    "transaction",
     "WarehouseLocked",
     "connect",
     "migrate",

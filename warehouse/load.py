@@ -1,29 +1,31 @@
-"""The single upserting loader: one run's articles, images, failures and run row.
+"""The single upserting loader: batches of articles, their images and failures; run rows.
 
-Rules (see ``load_run``):
+A run loads in bounded batches as it goes (:func:`load_batch`, one transaction each), so
+a run cut short keeps what it fetched and memory does not grow with the run. Rules:
 
 * Articles are keyed on ``article_id`` (ID17). A batch is deduplicated first: the row
-  with the latest ``fetched_at`` wins, the later one in the list on a tie.
-* ``content_hash`` (sha256) covers the content a reader sees: title, sapo, body_text,
-  byline, authors, source, published_at, modified_at, category, category_id,
-  parent_category_id, tags, kind, video_urls and the images' (url, caption). It does not
-  cover fetched_at, url, parser/extractor versions or derived fields (body_markdown,
-  word_count, date_source, related ids, warnings), so a re-parse that only changes those
-  is not an edit.
+  with the latest ``fetched_at`` wins, the later one in the batch on a tie.
+* ``content_hash`` (sha256) covers the fields marked ``content`` in
+  :mod:`baotintuc.model` plus the images' (url, caption): what a reader sees. It does not
+  cover fetched_at, url, parser versions or derived fields, so a re-parse that only
+  changes those is not an edit.
 * New article: ``first_seen_at = last_changed_at = fetched_at``, ``version = 1``.
 * Same hash as stored: *unchanged*. ``first_seen_at``, ``last_changed_at`` and
   ``version`` are kept; ``fetched_at``, ``flow_run_id`` and the non-hashed fields are
-  updated (so a re-extraction refreshes body_markdown etc. without faking an edit).
+  updated (a re-extraction refreshes ``body_markdown`` without faking an edit). When
+  nothing at all differs (same fetch, same extraction) nothing is written.
 * Different hash: *updated*. The stored row (with its images) is copied into
   ``article_versions``, the row is replaced, ``version + 1``, ``last_changed_at =
   fetched_at``.
 * An incoming row fetched *before* the stored one is *stale* and skipped, so re-parsing
   an old archive never rolls an article back.
 * Images are replaced as a set for every article written.
-* ``protect_fields=True`` never replaces a non-empty stored title / body_text /
-  published_at with an empty one (the stored value is kept and counted).
+* ``protect_fields=True`` never replaces a non-empty stored value of a ``protected``
+  field (title, body_text, published_at) with an empty one; derived fields follow.
 
-Loading the same batch twice leaves identical rows.
+Loading the same batch twice leaves identical rows. Run-level rows (``crawl_runs``,
+spider failures, discovered URLs) are written with :func:`start_run`,
+:func:`finish_run`, :func:`replace_failures` and :func:`record_urls`.
 """
 
 from __future__ import annotations
@@ -41,64 +43,32 @@ from typing import Any
 
 import duckdb
 
+from baotintuc.model import (
+    CONTENT_FIELDS,
+    PROTECTED_FIELDS,
+    STORED_COLUMNS,
+    Article,
+    Failure,
+    followers,
+    is_filled,
+)
+from warehouse.db import transaction
+
 logger = logging.getLogger(__name__)
 
-# Fields whose change makes a new version (plus the images' url + caption).
-CONTENT_FIELDS: tuple[str, ...] = (
-    "title",
-    "sapo",
-    "body_text",
-    "byline",
-    "authors",
-    "source",
-    "published_at",
-    "modified_at",
-    "category",
-    "category_id",
-    "parent_category_id",
-    "tags",
-    "kind",
-    "video_urls",
-)
-PROTECTED_FIELDS: tuple[str, ...] = ("title", "body_text", "published_at")
-
-# The ``articles`` table, in DDL order, with the types used to stage rows.
-ARTICLE_COLUMNS: dict[str, str] = {
-    "article_id": "VARCHAR",
-    "url": "VARCHAR",
-    "title": "VARCHAR",
-    "sapo": "VARCHAR",
-    "body_text": "VARCHAR",
-    "body_markdown": "VARCHAR",
-    "byline": "VARCHAR",
-    "authors": "VARCHAR[]",
-    "source": "VARCHAR",
-    "published_at": "TIMESTAMPTZ",
-    "modified_at": "TIMESTAMPTZ",
-    "date_source": "VARCHAR",
-    "date_disagreement": "BOOLEAN",
-    "category": "VARCHAR",
-    "category_id": "INTEGER",
-    "parent_category_id": "INTEGER",
-    "tags": "VARCHAR[]",
-    "related_article_ids": "VARCHAR[]",
-    "word_count": "INTEGER",
-    "kind": "VARCHAR",
-    "video_urls": "VARCHAR[]",
-    "warnings": "VARCHAR[]",
-    "parser_version": "VARCHAR",
-    "extractor_version": "VARCHAR",
+# Columns the warehouse adds to the article's own (``STORED_COLUMNS``).
+BOOKKEEPING_COLUMNS: dict[str, str] = {
     "content_hash": "VARCHAR",
     "first_seen_at": "TIMESTAMPTZ",
-    "fetched_at": "TIMESTAMPTZ",
     "last_changed_at": "TIMESTAMPTZ",
     "version": "INTEGER",
     "run_id": "VARCHAR",
     "flow_run_id": "VARCHAR",
 }
-_LIST_FIELDS = {c for c, t in ARTICLE_COLUMNS.items() if t.endswith("[]")}
-_TIME_FIELDS = {c for c, t in ARTICLE_COLUMNS.items() if t == "TIMESTAMPTZ"}
-_INT_FIELDS = {c for c, t in ARTICLE_COLUMNS.items() if t == "INTEGER"}
+ARTICLE_COLUMNS: dict[str, str] = {**STORED_COLUMNS, **BOOKKEEPING_COLUMNS}
+"""The ``articles`` table; tests/test_warehouse.py checks it against the DDL."""
+# What decides that a re-load is a no-op: every column the parser fills, and when.
+_EXTRACTED = tuple(c for c in STORED_COLUMNS if c not in ("article_id",))
 
 IMAGE_COLUMNS: dict[str, str] = {
     "article_id": "VARCHAR",
@@ -117,12 +87,19 @@ FAILURE_COLUMNS: dict[str, str] = {
     "detail": "VARCHAR",
     "at": "TIMESTAMPTZ",
     "flow_run_id": "VARCHAR",
+    "article_id": "VARCHAR",
 }
 CHANGE_COLUMNS: dict[str, str] = {
     "article_id": "VARCHAR",
     "replaced_at": "TIMESTAMPTZ",
     "replaced_by_hash": "VARCHAR",
     "changed_fields": "VARCHAR[]",
+}
+URL_COLUMNS: dict[str, str] = {
+    "article_id": "VARCHAR",
+    "url": "VARCHAR",
+    "via": "VARCHAR",
+    "seen_at": "TIMESTAMPTZ",
 }
 CATEGORY_COLUMNS: dict[str, str] = {"id": "INTEGER", "name": "VARCHAR", "parent_id": "INTEGER"}
 RUN_COLUMNS: dict[str, str] = {
@@ -133,39 +110,60 @@ RUN_COLUMNS: dict[str, str] = {
     "base_url": "VARCHAR",
     "params": "JSON",
     "status": "VARCHAR",
+    "mode": "VARCHAR",
+    "archive_prefix": "VARCHAR",
     "discovered": "INTEGER",
     "fetched": "INTEGER",
+    "stored": "INTEGER",
     "new": "INTEGER",
     "updated": "INTEGER",
     "unchanged": "INTEGER",
     "stale": "INTEGER",
     "protected": "INTEGER",
+    "skipped": "INTEGER",
+    "deferred": "INTEGER",
     "failed": "INTEGER",
     "rejected": "INTEGER",
+    "lost": "INTEGER",
     "requests": "INTEGER",
     "bytes": "BIGINT",
     "duration_s": "DOUBLE",
     "message": "VARCHAR",
     "stats": "JSON",
 }
+# Stages of failures the crawler reports (replaced as a set when a run is finalised);
+# ``parse`` and ``quality`` failures are written with the batch that found them.
+CRAWL_STAGES = ("robots", "feed", "feed_index", "listing", "sitemap", "article", "accounting")
 
 
 @dataclass(slots=True)
 class LoadResult:
-    """What one ``load_run`` did."""
+    """What one or more :func:`load_batch` calls did (``+`` adds two results)."""
 
     new: int = 0
     updated: int = 0  # content_hash changed: a row was added to article_versions
     unchanged: int = 0
+    written: int = 0  # article rows written (new + updated + refreshed)
     images: int = 0  # image rows written
     failures: int = 0  # fetch_failures rows written
     stale: int = 0  # skipped: fetched before the stored row
     duplicates: int = 0  # dropped by in-batch dedupe
     protected: int = 0  # stored values kept by protect_fields
     protected_fields: dict[str, int] = field(default_factory=dict)
+    changed_fields: dict[str, int] = field(default_factory=dict)  # any stored column
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def add(self, other: LoadResult) -> None:
+        for name in ("new", "updated", "unchanged", "written", "images", "failures", "stale",
+                     "duplicates", "protected"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for name in ("protected_fields", "changed_fields"):
+            total = Counter(getattr(self, name))
+            total.update(getattr(other, name))
+            setattr(self, name, dict(total.most_common()))
+
+    @property
+    def stored_ids(self) -> int:
+        return self.new + self.updated + self.unchanged
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,13 +172,10 @@ class KnownArticle:
 
     fetched_at: datetime
     published_at: datetime | None
-    content_hash: str
-    modified_at: datetime | None = None
-    version: int = 1
     url: str | None = None
 
 
-# --------------------------------------------------------------------------- helpers
+# --------------------------------------------------------------------------- rows
 
 
 def _aware(value: Any, name: str) -> datetime | None:
@@ -194,10 +189,6 @@ def _aware(value: Any, name: str) -> datetime | None:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{name}: naive datetime {value.isoformat()} (give a UTC offset)")
     return value
-
-
-def _empty(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def _json_default(value: Any) -> Any:
@@ -222,59 +213,57 @@ def _image_key(images: Iterable[Mapping[str, Any]]) -> list[list[Any]]:
 
 
 def content_hash(row: Mapping[str, Any]) -> str:
-    """sha256 over the content fields and images (url, caption) of a normalised row."""
-    payload = {f: _canonical(row.get(f)) for f in CONTENT_FIELDS}
+    """sha256 over the content fields and the images' (url, caption) of a storage row."""
+    payload = {f: _canonical(row.get(f)) for f in CONTENT_FIELDS if f != "images"}
     payload["images"] = _image_key(row.get("images") or [])
     text = json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _changed_fields(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    changed = [f for f in CONTENT_FIELDS if _canonical(old.get(f)) != _canonical(new.get(f))]
-    if _image_key(old.get("images") or []) != _image_key(new.get("images") or []):
+def _changed(old: Mapping[str, Any], new: Mapping[str, Any], names: Iterable[str]) -> list[str]:
+    changed = [
+        f for f in names if f != "images" and _canonical(old.get(f)) != _canonical(new.get(f))
+    ]
+    if old.get("images") != new.get("images"):
         changed.append("images")
     return changed
 
 
-def _normalise_images(article_id: str, images: Any) -> list[dict[str, Any]]:
+def _images(article: Article) -> list[dict[str, Any]]:
     out: dict[int, dict[str, Any]] = {}
-    for i, img in enumerate(images or []):
-        d = asdict(img) if is_dataclass(img) and not isinstance(img, type) else dict(img)
-        pos = int(d.get("position", i))
-        if not d.get("url"):
-            logger.warning("article %s: image %d without url dropped", article_id, pos)
+    for img in article.images:
+        if not img.url:
+            logger.warning("article %s: image %d without url dropped", article.article_id,
+                           img.position)
             continue
-        if pos in out:
-            logger.warning("article %s: duplicate image position %d dropped", article_id, pos)
+        if img.position in out:
+            logger.warning("article %s: duplicate image position %d dropped",
+                           article.article_id, img.position)
             continue
-        out[pos] = {
-            "position": pos,
-            "url": str(d["url"]),
-            "caption": d.get("caption") if d.get("caption") is not None else "",
-            "credit": d.get("credit"),
-        }
+        out[img.position] = {"position": int(img.position), "url": img.url,
+                             "caption": img.caption or "", "credit": img.credit}
     return [out[p] for p in sorted(out)]
 
 
-def _normalise(raw: Mapping[str, Any], now: datetime) -> dict[str, Any]:
-    """An article dict (``ParsedArticle.to_row()`` + ``fetched_at``) in storage form."""
-    article_id = str(raw.get("article_id") or "").strip()
-    if not article_id:
-        raise ValueError(f"article without article_id: url={raw.get('url')!r}")
-    if not raw.get("url"):
-        raise ValueError(f"article {article_id} has no url")
-    row: dict[str, Any] = {c: raw.get(c) for c in ARTICLE_COLUMNS}
-    row["article_id"] = article_id
-    for c in _LIST_FIELDS:
-        row[c] = [str(v) for v in (row[c] or [])]
-    for c in _TIME_FIELDS:
-        row[c] = _aware(row[c], f"article {article_id} {c}")
-    for c in _INT_FIELDS:
-        row[c] = int(row[c]) if row[c] is not None else None
-    if row["date_disagreement"] is not None:
-        row["date_disagreement"] = bool(row["date_disagreement"])
-    row["fetched_at"] = row["fetched_at"] or now
-    row["images"] = _normalise_images(article_id, raw.get("images"))
+def to_storage_row(article: Article) -> dict[str, Any]:
+    """An :class:`Article` in the storage form of ``articles`` (+ its ``images``)."""
+    if not article.article_id:
+        raise ValueError(f"article without article_id: url={article.url!r}")
+    if not article.url:
+        raise ValueError(f"article {article.article_id} has no url")
+    if article.fetched_at is None:
+        raise ValueError(f"article {article.article_id} has no fetched_at")
+    row: dict[str, Any] = {c: getattr(article, c) for c in STORED_COLUMNS}
+    for c, t in STORED_COLUMNS.items():
+        if t.endswith("[]"):
+            row[c] = [str(v) for v in (row[c] or [])]
+        elif t == "TIMESTAMPTZ":
+            row[c] = _aware(row[c], f"article {article.article_id} {c}")
+        elif t == "INTEGER" and row[c] is not None:
+            row[c] = int(row[c])
+        elif t == "BOOLEAN" and row[c] is not None:
+            row[c] = bool(row[c])
+    row["images"] = _images(article)
     return row
 
 
@@ -286,6 +275,9 @@ def _dedupe(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
         if cur is None or row["fetched_at"] >= cur["fetched_at"]:
             best[row["article_id"]] = row
     return list(best.values()), len(rows) - len(best)
+
+
+# --------------------------------------------------------------------------- staging
 
 
 def _struct_spec(columns: Mapping[str, str]) -> str:
@@ -301,8 +293,8 @@ def _stage(
 ) -> None:
     """Create temp table ``name`` holding ``rows`` in one statement (JSON bulk path).
 
-    pyarrow/pandas are not installed; one list of JSON documents is ~5x faster than
-    executemany for hundreds of rows of article text.
+    One list of JSON documents is ~5x faster than executemany for hundreds of rows of
+    article text, and needs neither pyarrow nor pandas.
     """
     payload = [
         json.dumps({c: r.get(c) for c in columns}, ensure_ascii=False, default=_json_default)
@@ -353,55 +345,48 @@ def _stored(con: duckdb.DuckDBPyConnection, ids: list[str]) -> dict[str, dict[st
         [ids],
     )
     for img in images:
-        if img["article_id"] in stored:
-            stored[img["article_id"]]["images"].append(img)
+        aid = img.pop("article_id")
+        if aid in stored:
+            stored[aid]["images"].append(img)
     return stored
 
 
-# --------------------------------------------------------------------------- public API
+# --------------------------------------------------------------------------- batches
 
 
-def load_run(
+def load_batch(
     con: duckdb.DuckDBPyConnection,
-    run: Mapping[str, Any],
-    articles: Sequence[Mapping[str, Any]],
-    failures: Sequence[Mapping[str, Any]],
+    run_id: str,
+    articles: Sequence[Article],
+    failures: Sequence[Failure] = (),
     *,
     flow_run_id: str | None = None,
     protect_fields: bool = False,
-    quality: Mapping[str, Any] | None = None,
-    checkpoint: bool = True,
+    segments: Sequence[tuple[str, int]] = (),
 ) -> LoadResult:
-    """Load one run in ONE transaction, then CHECKPOINT.
+    """Load one batch in ONE transaction: articles, images, versions, categories,
+    the batch's failures (parse rejects, held-back rows) and the archive segments it
+    completes (``(path, pages)``, so a resumed run never loads them twice).
 
     Args:
         con: a read-write connection on a migrated database (``warehouse.db.writer``).
-        run: the ``crawl_runs`` row; ``run_id`` is required, other known columns
-            optional, unknown keys are kept in ``crawl_runs.stats`` (JSON). The loader
-            sets new/updated/unchanged/stale/protected itself, and ``failed`` to
-            ``len(failures)`` when absent.
-        articles: ``ParsedArticle.to_row()`` dicts plus ``fetched_at`` (aware datetime or
-            ISO text; now when absent). Datetimes must carry a UTC offset.
-        failures: ``failures.jsonl`` records (url, stage, reason, status, detail, at);
-            they replace this run's earlier failure rows.
-        flow_run_id: the writing flow run (default ``run["flow_run_id"]``).
-        protect_fields: keep a non-empty stored title/body_text/published_at rather than
-            overwrite it with an empty one (for a layout-drift gate).
-        quality: optional scorecard written with :func:`write_quality` in the same
-            transaction.
-        checkpoint: run ``CHECKPOINT`` after the commit.
+        run_id: the run the rows belong to.
+        articles: parsed articles with ``fetched_at`` set (aware datetimes only).
+        failures: failure rows found while making this batch.
+        flow_run_id: the writing Prefect flow run.
+        protect_fields: keep non-empty stored values of protected fields rather than
+            overwrite them with empty ones (for a layout-drift gate).
+        segments: archive segments whose pages are all in this batch or earlier ones.
     """
-    run_id = str(run.get("run_id") or "").strip()
     if not run_id:
-        raise ValueError("run must have a run_id")
-    flow_run_id = flow_run_id or run.get("flow_run_id") or None
-    now = datetime.now(UTC)
-    rows, duplicates = _dedupe([_normalise(a, now) for a in articles])
+        raise ValueError("a batch needs a run_id")
+    rows, duplicates = _dedupe([to_storage_row(a) for a in articles])
     result = LoadResult(duplicates=duplicates)
     protected: Counter[str] = Counter()
+    changed_any: Counter[str] = Counter()
+    now = datetime.now(UTC)
 
-    con.execute("begin transaction")
-    try:
+    with transaction(con):
         stored = _stored(con, [r["article_id"] for r in rows])
         write: list[dict[str, Any]] = []
         changes: list[dict[str, Any]] = []
@@ -412,12 +397,10 @@ def load_run(
                 continue
             if protect_fields and old is not None:
                 for f in PROTECTED_FIELDS:
-                    if _empty(row[f]) and not _empty(old[f]):
-                        row[f] = old[f]
+                    if not is_filled(row[f]) and is_filled(old[f]):
+                        for g in (f, *followers(f)):
+                            row[g] = old[g]
                         protected[f] += 1
-                        if f == "body_text":
-                            row["body_markdown"] = old["body_markdown"]
-                            row["word_count"] = old["word_count"]
             row["content_hash"] = content_hash(row)
             row["run_id"] = run_id
             row["flow_run_id"] = flow_run_id
@@ -425,8 +408,14 @@ def load_run(
                 result.new += 1
                 row["first_seen_at"] = row["last_changed_at"] = row["fetched_at"]
                 row["version"] = 1
-            elif old["content_hash"] == row["content_hash"]:
+                write.append(row)
+                continue
+            diff = _changed(old, row, _EXTRACTED)
+            changed_any.update(diff)
+            if old["content_hash"] == row["content_hash"]:
                 result.unchanged += 1
+                if not diff:
+                    continue  # the same fetch read the same way: nothing to write
                 row["first_seen_at"] = old["first_seen_at"]
                 row["last_changed_at"] = old["last_changed_at"]
                 row["version"] = old["version"]
@@ -435,64 +424,53 @@ def load_run(
                 row["first_seen_at"] = old["first_seen_at"]
                 row["last_changed_at"] = row["fetched_at"]
                 row["version"] = old["version"] + 1
-                changes.append(
-                    {
-                        "article_id": row["article_id"],
-                        "replaced_at": row["fetched_at"],
-                        "replaced_by_hash": row["content_hash"],
-                        "changed_fields": _changed_fields(old, row),
-                    }
-                )
+                changes.append({
+                    "article_id": row["article_id"],
+                    "replaced_at": row["fetched_at"],
+                    "replaced_by_hash": row["content_hash"],
+                    "changed_fields": _changed(old, row, CONTENT_FIELDS),
+                })
             write.append(row)
-        result.protected = sum(protected.values())
-        result.protected_fields = dict(protected)
-
         if changes:
             _stage(con, "_load_changes", CHANGE_COLUMNS, changes)
             _insert_versions(con, flow_run_id)
-        _stage(con, "_load_articles", ARTICLE_COLUMNS, write)
-        _upsert_articles(con)
-        _test_pause_in_load()
-        images = [
-            {**img, "article_id": r["article_id"], "flow_run_id": flow_run_id}
-            for r in write
-            for img in r["images"]
-        ]
-        _stage(con, "_load_images", IMAGE_COLUMNS, images)
-        con.execute(
-            "delete from article_images where article_id in (select article_id from _load_articles)"
-        )
-        con.execute(
-            f"insert into article_images ({', '.join(IMAGE_COLUMNS)}) "
-            f"select {', '.join(IMAGE_COLUMNS)} from _load_images"
-        )
-        result.images = len(images)
-        _upsert_categories(con, write, now)
-        result.failures = _replace_failures(con, run_id, failures, flow_run_id)
-        run_row = dict(run)
-        run_row.setdefault("failed", len(failures))
-        for k in ("new", "updated", "unchanged", "stale", "protected"):
-            run_row[k] = getattr(result, k)
-        _upsert_run(con, run_row, flow_run_id)
-        if quality is not None:
-            _replace_quality(con, run_id, quality)
+        if write:
+            _stage(con, "_load_articles", ARTICLE_COLUMNS, write)
+            _upsert_articles(con)
+            _test_pause_in_load()
+            images = [
+                {**img, "article_id": r["article_id"], "flow_run_id": flow_run_id}
+                for r in write
+                for img in r["images"]
+            ]
+            _stage(con, "_load_images", IMAGE_COLUMNS, images)
+            con.execute(
+                "delete from article_images "
+                "where article_id in (select article_id from _load_articles)"
+            )
+            con.execute(
+                f"insert into article_images ({', '.join(IMAGE_COLUMNS)}) "
+                f"select {', '.join(IMAGE_COLUMNS)} from _load_images"
+            )
+            result.images = len(images)
+            _upsert_categories(con, write, now)
+        result.failures = _insert_failures(con, run_id, failures, flow_run_id)
+        if segments:
+            con.executemany(
+                "insert into archive_segments (path, run_id, pages, loaded_at) "
+                "values (?, ?, ?, ?) on conflict (path) do nothing",
+                [[str(p), run_id, n, now] for p, n in segments],
+            )
         for t in ("_load_changes", "_load_articles", "_load_images"):
             con.execute(f"drop table if exists {t}")
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
-    if checkpoint:
-        con.execute("checkpoint")
+    result.written = len(write)
+    result.protected = sum(protected.values())
+    result.protected_fields = dict(protected)
+    result.changed_fields = dict(changed_any.most_common())
     logger.info(
-        "loaded run %s: %d new, %d updated, %d unchanged, %d stale, %d images, %d failures%s",
-        run_id,
-        result.new,
-        result.updated,
-        result.unchanged,
-        result.stale,
-        result.images,
-        result.failures,
+        "loaded batch of run %s: %d new, %d updated, %d unchanged, %d stale, %d images, "
+        "%d failures%s", run_id, result.new, result.updated, result.unchanged, result.stale,
+        result.images, result.failures,
         f", kept stored values {result.protected_fields}" if result.protected else "",
     )
     return result
@@ -585,49 +563,90 @@ def _upsert_categories(
     con.execute("drop table if exists _load_categories")
 
 
-def _replace_failures(
+def _failure_row(f: Failure, run_id: str, flow_run_id: str | None) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "url": f.url,
+        "stage": f.stage,
+        "reason": f.reason,
+        "status": f.status,
+        "detail": f.detail,
+        "at": _aware(f.at, f"failure {f.url} at"),
+        "flow_run_id": flow_run_id,
+        "article_id": f.article_id,
+    }
+
+
+def _insert_failures(
     con: duckdb.DuckDBPyConnection,
     run_id: str,
-    failures: Sequence[Mapping[str, Any]],
+    failures: Sequence[Failure],
     flow_run_id: str | None,
 ) -> int:
-    rows = []
-    for f in failures:
-        status = f.get("status")
-        rows.append(
-            {
-                "run_id": run_id,
-                "url": f.get("url"),
-                "stage": f.get("stage"),
-                "reason": f.get("reason"),
-                "status": int(status) if status not in (None, "") else None,
-                "detail": f.get("detail"),
-                "at": _aware(f.get("at"), f"failure {f.get('url')} at"),
-                "flow_run_id": flow_run_id,
-            }
+    if not failures:
+        return 0
+    _stage(con, "_load_failures", FAILURE_COLUMNS,
+           [_failure_row(f, run_id, flow_run_id) for f in failures])
+    cols = _cols(FAILURE_COLUMNS)
+    con.execute(f"insert into fetch_failures ({cols}) select {cols} from _load_failures")
+    con.execute("drop table if exists _load_failures")
+    return len(failures)
+
+
+# --------------------------------------------------------------------------- run rows
+
+
+def replace_failures(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    failures: Sequence[Failure],
+    *,
+    stages: Sequence[str] = CRAWL_STAGES,
+    flow_run_id: str | None = None,
+) -> int:
+    """Replace the run's failure rows of ``stages`` with ``failures`` (idempotent)."""
+    with transaction(con):
+        con.execute(
+            "delete from fetch_failures where run_id = ? and stage in (select unnest(?))",
+            [run_id, list(stages)],
         )
-    con.execute("delete from fetch_failures where run_id = ?", [run_id])
-    if rows:
-        _stage(con, "_load_failures", FAILURE_COLUMNS, rows)
-        cols = _cols(FAILURE_COLUMNS)
-        con.execute(f"insert into fetch_failures ({cols}) select {cols} from _load_failures")
-        con.execute("drop table if exists _load_failures")
+        return _insert_failures(con, run_id, failures, flow_run_id)
+
+
+def record_urls(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    urls: Sequence[tuple[str, str, str, datetime]],
+) -> int:
+    """Remember every ``(article_id, url, via, seen_at)`` a run discovered."""
+    if not urls:
+        return 0
+    rows = [{"article_id": a, "url": u, "via": v, "seen_at": t} for a, u, v, t in urls]
+    with transaction(con):
+        _stage(con, "_load_urls", URL_COLUMNS, rows)
+        con.execute(
+            """
+            insert into article_urls (article_id, url, via, first_seen_at, last_seen_at, run_id)
+            select article_id, url, arg_min(via, seen_at), min(seen_at), max(seen_at), ?
+            from _load_urls group by article_id, url
+            on conflict (article_id, url) do update set
+                last_seen_at = greatest(article_urls.last_seen_at, excluded.last_seen_at),
+                run_id = excluded.run_id
+            """,
+            [run_id],
+        )
+        con.execute("drop table if exists _load_urls")
     return len(rows)
 
 
-def _upsert_run(
-    con: duckdb.DuckDBPyConnection, run: Mapping[str, Any], flow_run_id: str | None
-) -> None:
+def _upsert_run(con: duckdb.DuckDBPyConnection, run: Mapping[str, Any]) -> None:
     row: dict[str, Any] = {c: run.get(c) for c in RUN_COLUMNS if c != "stats"}
-    row["flow_run_id"] = flow_run_id if flow_run_id is not None else run.get("flow_run_id")
     extras = {k: v for k, v in run.items() if k not in RUN_COLUMNS}
     if isinstance(run.get("stats"), Mapping):
         extras = {**run["stats"], **extras}
     row["stats"] = extras or None
     for c in ("started_at", "finished_at"):
         row[c] = _aware(row[c], f"run {row['run_id']} {c}")
-    if row["duration_s"] is None and row["started_at"] and row["finished_at"]:
-        row["duration_s"] = (row["finished_at"] - row["started_at"]).total_seconds()
     _stage(con, "_load_run", RUN_COLUMNS, [row])
     cols = ", ".join(RUN_COLUMNS)
     sets = ", ".join(
@@ -646,21 +665,24 @@ def start_run(
     *,
     flow_run_id: str | None = None,
     base_url: str | None = None,
+    mode: str | None = None,
     params: Mapping[str, Any] | None = None,
+    archive_prefix: str | None = None,
     started_at: datetime | None = None,
 ) -> None:
-    """Record a run as ``running`` (so a crash leaves a trace)."""
-    _upsert_run(
-        con,
-        {
+    """Record a run as ``running`` before it fetches anything (so a crash leaves a trace
+    and the next run knows which archive to resume)."""
+    with transaction(con):
+        _upsert_run(con, {
             "run_id": run_id,
+            "flow_run_id": flow_run_id,
             "base_url": base_url,
+            "mode": mode,
             "params": dict(params) if params is not None else None,
+            "archive_prefix": archive_prefix,
             "started_at": started_at or datetime.now(UTC),
             "status": "running",
-        },
-        flow_run_id,
-    )
+        })
 
 
 def finish_run(
@@ -670,35 +692,53 @@ def finish_run(
     status: str,
     message: str | None = None,
     finished_at: datetime | None = None,
+    quality: Mapping[str, Any] | None = None,
     **counts: Any,
 ) -> None:
-    """Set a run's final status, finish time, duration and any counters given."""
+    """Set a run's final status, finish time, duration, counters and scorecard."""
     finished = finished_at or datetime.now(UTC)
-    row = {"run_id": run_id, "status": status, "message": message, "finished_at": finished}
-    row.update(counts)
-    started = con.execute("select started_at from crawl_runs where run_id = ?", [run_id]).fetchone()
-    if started and started[0] is not None and "duration_s" not in counts:
-        row["duration_s"] = (finished - started[0]).total_seconds()
-    _upsert_run(con, row, counts.get("flow_run_id"))
+    row: dict[str, Any] = {"run_id": run_id, "status": status, "message": message,
+                           "finished_at": finished, **counts}
+    with transaction(con):
+        started = con.execute(
+            "select started_at from crawl_runs where run_id = ?", [run_id]
+        ).fetchone()
+        if started and started[0] is not None and row.get("duration_s") is None:
+            row["duration_s"] = round((finished - started[0]).total_seconds(), 3)
+        _upsert_run(con, row)
+        if quality is not None:
+            _replace_quality(con, run_id, quality)
+
+
+def unfinished_runs(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str | None]]:
+    """``(run_id, archive_prefix)`` of runs that never finished (killed, crashed)."""
+    return [
+        (str(r), p)
+        for r, p in con.execute(
+            "select run_id, archive_prefix from crawl_runs where status = 'running' "
+            "order by started_at"
+        ).fetchall()
+    ]
+
+
+def loaded_segments(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> set[str]:
+    """Paths of the archive segments already in the warehouse (of one run, or all)."""
+    sql = "select path from archive_segments"
+    args: list[Any] = []
+    if run_id is not None:
+        sql += " where run_id = ?"
+        args.append(run_id)
+    return {str(r[0]) for r in con.execute(sql, args).fetchall()}
 
 
 def known_articles(con: duckdb.DuckDBPyConnection) -> dict[str, KnownArticle]:
-    """Every stored article's fetch time, dates and content hash, by article_id."""
-    cur = con.execute(
-        "select article_id, fetched_at, published_at, content_hash, modified_at, version, "
-        "url from articles"
-    )
-    return {
-        r[0]: KnownArticle(
-            fetched_at=r[1],
-            published_at=r[2],
-            content_hash=r[3],
-            modified_at=r[4],
-            version=r[5],
-            url=r[6],
-        )
-        for r in cur.fetchall()
-    }
+    """Every stored article's fetch time, date and URL, by article_id."""
+    cur = con.execute("select article_id, fetched_at, published_at, url from articles")
+    out: dict[str, KnownArticle] = {}
+    while rows := cur.fetchmany(10_000):
+        for aid, fetched, published, url in rows:
+            out[aid] = KnownArticle(fetched, published, url)
+    return out
 
 
 _QUALITY_KEYS = ("fill_rate", "filled", "total", "threshold", "passed")
@@ -732,32 +772,20 @@ def _replace_quality(
     return len(rows)
 
 
-def write_quality(con: duckdb.DuckDBPyConnection, run_id: str, scorecard: Mapping[str, Any]) -> int:
-    """Replace the run's ``run_quality`` rows with ``scorecard``; returns the row count.
-
-    ``scorecard`` maps a field (or metric) name to a fill rate, or to a mapping/dataclass
-    with ``fill_rate``, ``filled``, ``total``, ``threshold``, ``passed`` (other keys go to
-    the ``detail`` JSON).
-    """
-    con.execute("begin transaction")
-    try:
-        n = _replace_quality(con, run_id, scorecard)
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
-    return n
-
-
 __all__ = [
-    "CONTENT_FIELDS",
+    "ARTICLE_COLUMNS",
+    "BOOKKEEPING_COLUMNS",
+    "CRAWL_STAGES",
     "KnownArticle",
     "LoadResult",
-    "PROTECTED_FIELDS",
     "content_hash",
     "finish_run",
     "known_articles",
-    "load_run",
+    "load_batch",
+    "loaded_segments",
+    "record_urls",
+    "replace_failures",
     "start_run",
-    "write_quality",
+    "to_storage_row",
+    "unfinished_runs",
 ]

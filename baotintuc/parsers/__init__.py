@@ -1,14 +1,16 @@
-"""Article page → :class:`ParsedArticle`: the site's layout versions, then a generic fallback."""
+"""Article page → :class:`Article`: the site's layout versions, then a generic fallback."""
 
 from __future__ import annotations
 
-from baotintuc.model import ImageRecord, ParsedArticle, ParseError
+from datetime import datetime
+
+from baotintuc.model import Article, ImageRecord, ParseError
 from baotintuc.parsers.generic import parse_generic
 from baotintuc.parsers.layouts import VERSIONS, BaotintucParser
 from baotintuc.parsers.page import Page, decode_html
 from baotintuc.urls import article_id, to_canonical
 
-__all__ = ["ImageRecord", "ParseError", "ParsedArticle", "parse_article", "pick_parser"]
+__all__ = ["ImageRecord", "ParseError", "Article", "parse_article", "pick_parser"]
 
 
 def pick_parser(page: Page) -> type[BaotintucParser] | None:
@@ -19,8 +21,10 @@ def pick_parser(page: Page) -> type[BaotintucParser] | None:
     return None
 
 
-def parse_article(html: bytes | str, url: str) -> ParsedArticle:
-    """Parse one article page fetched from ``url`` (canonical or mirror URL).
+def parse_article(html: bytes | str, url: str, fetched_at: datetime | None = None) -> Article:
+    """Parse one article page fetched from ``url`` (canonical or mirror URL) at ``fetched_at``.
+
+    Every field is cut to its bound (:meth:`Article.bounded`; cuts are in ``warnings``).
 
     Raises:
         ParseError: with a short ``reason`` (``not_article``, ``no_title``, ``empty_body`` …)
@@ -40,5 +44,8 @@ def parse_article(html: bytes | str, url: str) -> ParsedArticle:
         raise ParseError("empty_page")
     version = pick_parser(page)
     if version is not None:
-        return version(page, aid, canonical).parse()
-    return parse_generic(page, aid, canonical)
+        article = version(page, aid, canonical).parse()
+    else:
+        article = parse_generic(page, aid, canonical)
+    article.fetched_at = fetched_at
+    return article.bounded()

@@ -7,7 +7,7 @@ from typing import Any
 import trafilatura
 
 from baotintuc.extract import EXTRACTOR_VERSION, extract_page
-from baotintuc.model import ImageRecord, ParsedArticle, ParseError
+from baotintuc.model import Article, ImageRecord, ParseError
 from baotintuc.parsers import common
 from baotintuc.parsers.byline import parse_byline
 from baotintuc.parsers.dates import resolve_dates
@@ -60,7 +60,7 @@ def generic_body(html: str | bytes, url: str) -> str:
     return extract_page(page.html, url=url, title=title, sapo=sapo, prune_xpath=PRUNE_XPATH).text
 
 
-def parse_generic(page: Page, article_id: str, url: str) -> ParsedArticle:
+def parse_generic(page: Page, article_id: str, url: str) -> Article:
     """Read any article page from its machine metadata and trafilatura's body."""
     if not is_article_page(page):
         raise ParseError("not_article", "no known layout, no og:type=article or NewsArticle")
@@ -96,7 +96,7 @@ def parse_generic(page: Page, article_id: str, url: str) -> ParsedArticle:
     image = page.meta_first("og:image")
     images = [ImageRecord(0, common.full_size_image(image), "", None)] if image else []
     tags = [clean_text(t) for t in page.meta.get("article:tag", []) if clean_text(t)]
-    return ParsedArticle(
+    return Article(
         article_id=article_id, url=url, title=title, sapo=sapo or None,
         body_text=body.text, body_markdown=body.markdown,
         byline=byline, authors=authors, source=source,

@@ -15,7 +15,7 @@ import lxml.html
 from lxml.etree import XPath
 
 from baotintuc.extract import EXTRACTOR_VERSION, extract_body
-from baotintuc.model import ImageRecord, ParsedArticle, ParseError
+from baotintuc.model import Article, ImageRecord, ParseError
 from baotintuc.parsers import common
 from baotintuc.parsers.byline import parse_byline, parse_credit
 from baotintuc.parsers.dates import resolve_dates
@@ -158,7 +158,7 @@ class BaotintucParser:
         return "article"
 
     # -- assembly -------------------------------------------------------------------------
-    def parse(self) -> ParsedArticle:
+    def parse(self) -> Article:
         title = self.title()
         if not title:
             raise ParseError("no_title", self.LAYOUT)
@@ -182,7 +182,7 @@ class BaotintucParser:
             raise ParseError("no_date")
         byline, authors, source = parse_byline(self.byline_line())
         category, category_id, parent_id = self.category()
-        return ParsedArticle(
+        return Article(
             article_id=self.article_id, url=self.url, title=title, sapo=sapo,
             body_text=body.text, body_markdown=body.markdown,
             byline=byline, authors=authors, source=source,

@@ -2,37 +2,38 @@
 
 from __future__ import annotations
 
+import codecs
 import json
-import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 import lxml.html
 from lxml import etree
+from w3lib.encoding import html_to_unicode
 
 from baotintuc.model import ParseError
 from baotintuc.text import clean_text
 
-_CHARSET_RE = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_\-]+)""", re.IGNORECASE)
 
+def decode_html(raw: bytes | str, content_type: str | None = None) -> tuple[str, list[str]]:
+    """Text of the page, and warnings about how it was decoded.
 
-def decode_html(raw: bytes | str) -> tuple[str, list[str]]:
-    """Text of the page: UTF-8 first, then the declared meta charset, else UTF-8 with
-    replacement characters (and a warning) so that bad bytes never crash the parser."""
+    Valid UTF-8 is taken as UTF-8 (the site's encoding; valid UTF-8 is almost never an
+    accident). Otherwise w3lib decides as browsers do: BOM, the HTTP ``Content-Type``
+    charset, the ``<meta>`` charset, else UTF-8, with replacement characters for bytes
+    that do not decode, so bad bytes never crash the parser.
+    """
     if isinstance(raw, str):
         return raw, []
     try:
         return raw.decode("utf-8"), []
     except UnicodeDecodeError:
         pass
-    m = _CHARSET_RE.search(raw[:4096])
-    if m and m.group(1).lower() not in (b"utf-8", b"utf8"):
-        try:
-            return raw.decode(m.group(1).decode("ascii")), [f"decoded_as:{m.group(1).decode()}"]
-        except (LookupError, UnicodeDecodeError):
-            pass
-    return raw.decode("utf-8", errors="replace"), ["invalid_utf8_replaced"]
+    encoding, text = html_to_unicode(content_type, raw)
+    if codecs.lookup(encoding).name != "utf-8":
+        return text, [f"decoded_as:{encoding}"]
+    return text, ["invalid_utf8_replaced"]
 
 
 def _walk_ld(obj: Any) -> list[dict[str, Any]]:

@@ -1,33 +1,31 @@
-"""The ``baotintuc`` spider: discover articles in feeds and listings, fetch each once.
+"""The ``baotintuc`` spider: discover article URLs, fetch each article once, archive it.
 
-Run (cwd = project root)::
+Sources: RSS feeds (``/<slug>.rss``, the index ``/rss.htm``), category listings with
+``Tiếp`` pagination, and, in backfill mode, the sitemaps robots.txt names (or
+``/sitemap.xml``). Everything the run does is decided by one
+:class:`crawler.request.CrawlRequest` (``BTT_CRAWL_REQUEST``).
 
-    python -m scrapy crawl baotintuc -a run_dir=data/runs/<run_id> \
-        -a warc_path=data/raw/<YYYY-MM-DD>/<run_id>.warc.gz -a since=2025-07-12 \
-        -a skip_ids=data/runs/<run_id>/skip_ids.txt [-a base_url=http://127.0.0.1:8765] \
-        [-a mode=all|rss|listings] [-a max_pages=N] [-a categories=phap-luat,130] \
-        [-a feeds=tin-moi-nhat,thoi-su] [-a discover_feed_index=false] \
-        [-a recheck=data/runs/<run_id>/recheck_urls.txt]
-
-``recheck`` names stored articles due for a re-check (one canonical URL a line): they are
-requested directly, whether or not a feed or listing still names them.
-
-Every argument is a string. Outputs (see docs/architecture.md): the WARC of article
-pages, ``discovered.jsonl``, ``failures.jsonl`` and ``stats.json`` in ``run_dir``.
+Accounting: every article URL found becomes a :class:`crawler.items.Discovery` with the
+spider's decision (request, alias, known, old, deferred); every requested URL ends as an
+archived page or a :class:`baotintuc.model.Failure` recorded under *its own* canonical
+URL, also when a redirect or a ``<meta http-equiv="refresh">`` took the request
+elsewhere. An ID found under several URLs is fetched once; if that URL fails, its other
+URLs are tried before the ID is given up.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Iterable, Iterator
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urljoin, urlsplit
 
+import feedparser
 import scrapy
-from parsel import Selector
 from scrapy.exceptions import (
     CannotResolveHostError,
     DownloadCancelledError,
@@ -36,10 +34,14 @@ from scrapy.exceptions import (
     ResponseDataLossError,
 )
 from scrapy.spidermiddlewares.httperror import HttpError
+from scrapy.utils.gz import gunzip, gzip_magic_number
+from scrapy.utils.sitemap import Sitemap, sitemap_urls_from_robots
 from twisted.internet import error as tx_error
+from w3lib.encoding import html_to_unicode
 
-from baotintuc.clock import VN_TZ, id17_datetime, vn_day_start
-from baotintuc.site import KNOWN_FEEDS, TOP_LEVEL, Category, category_by_key
+from baotintuc.clock import id17_datetime, vn_day_start
+from baotintuc.model import Failure
+from baotintuc.site import Category, category_by_key
 from baotintuc.urls import (
     ARTICLE_RE,
     article_id,
@@ -48,16 +50,13 @@ from baotintuc.urls import (
     to_canonical,
     to_fetch_url,
 )
-from crawler.items import DiscoveredArticle, FetchFailure, RawArticle
+from crawler.items import Discovery, Outcome, RawArticle
 from crawler.middlewares import RequestRejected
+from crawler.request import CrawlRequest, current_request
 
 if TYPE_CHECKING:
-    from typing import Self
-
-    from scrapy.crawler import Crawler
     from scrapy.http import Response
-    from scrapy.settings import BaseSettings
-    from twisted.python.failure import Failure
+    from twisted.python.failure import Failure as TwistedFailure
 
 logger = logging.getLogger(__name__)
 
@@ -67,10 +66,11 @@ PAGINATION_MARGIN = timedelta(hours=1)
 # Articles created more than this before ``since`` are not fetched (the flow filters
 # exactly on published_at later).
 FETCH_MARGIN = timedelta(days=1)
-MODES = ("all", "rss", "listings")
 FEED_PATH_RE = re.compile(r"^/(?P<slug>[a-z0-9-]+)\.rss$")
 NEXT_TEXT = "Tiếp"
 MAX_BAD_CHAR_SHARE = 0.5  # of non-ASCII characters; above it a page "cannot be decoded"
+MAX_UNRESOLVABLE_PER_FEED = 20  # failure rows per feed for items with no article link
+DISCOVERY_STAGES = ("feed", "feed_index", "listing", "sitemap")
 
 # Listing markup (2025 layout), with the older layout as a fallback.
 MAIN_ITEMS = "div.lcb-left ul.list-newsest > li.item"
@@ -81,32 +81,19 @@ LISTING_SHELLS = "div.lcb-left, ul.list-newsest, div.lc-top, div.listspecial"
 ITEMS_PER_PAGE = 20
 
 
-def _truthy(value: str | bool | None, default: bool) -> bool:
-    if value is None or value == "":
-        return default
-    if isinstance(value, bool):
-        return value
-    return value.strip().lower() in ("1", "true", "yes", "on")
-
-
-def _split(value: str | Iterable[str] | None) -> list[str] | None:
-    if value is None:
-        return None
-    items = value.split(",") if isinstance(value, str) else list(value)
-    return [s.strip() for s in items if s and s.strip()]
-
-
-def read_skip_ids(path: str | Path) -> set[str]:
-    """ID17s of a file, one per line (blank lines and ``#`` comments ignored)."""
-    ids: set[str] = set()
+def read_lines(path: Path | None) -> list[str]:
+    """Non-blank lines of a file (``#`` comments dropped); [] without a file."""
+    if path is None:
+        return []
+    out = []
     for line in Path(path).read_text(encoding="utf-8").splitlines():
         token = line.split("#", 1)[0].strip()
         if token:
-            ids.add(token)
-    return ids
+            out.append(token)
+    return out
 
 
-def classify_failure(failure: Failure) -> tuple[str, int | None, str]:
+def classify_failure(failure: TwistedFailure) -> tuple[str, int | None, str]:
     """``(reason, status, detail)`` for a failed request (codes of docs/architecture.md)."""
     exc = failure.value
     detail = f"{type(exc).__name__}: {exc}"[:500]
@@ -136,127 +123,41 @@ def classify_failure(failure: Failure) -> tuple[str, int | None, str]:
     return "connection_error", None, detail
 
 
+@dataclass(slots=True)
+class ArticleState:
+    """What the run knows of one ID: its URLs in discovery order and where it stands."""
+
+    urls: list[str]
+    state: Literal["waiting", "fetching", "archived", "failed", "skipped"] = "waiting"
+    tried: int = 0  # URLs requested so far
+    via: dict[str, str] = field(default_factory=dict)
+
+
 class BaotintucSpider(scrapy.Spider):
-    """Feeds (``/<slug>.rss``, ``/rss.htm``) and category listings -> article pages."""
+    """Feeds, listings and sitemaps -> article pages, as the run's request says."""
 
     name = "baotintuc"
 
-    base_url: str
-    run_dir: Path
-    warc_path: Path
-    since: date | None
-    max_pages: int
-    categories: list[Category]
-    feeds: list[str]
-    skip_ids: set[str]
-    recheck_urls: list[str]
-    discover_feed_index: bool
-    mode: str
-
-    def __init__(
-        self,
-        base_url: str | None = None,
-        run_dir: str | None = None,
-        warc_path: str | None = None,
-        since: str | None = None,
-        max_pages: str | int | None = None,
-        categories: str | None = None,
-        feeds: str | None = None,
-        skip_ids: str | None = None,
-        discover_feed_index: str | bool | None = None,
-        mode: str = "all",
-        recheck: str | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, request: CrawlRequest | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._args: dict[str, Any] = {
-            "base_url": base_url,
-            "run_dir": run_dir,
-            "warc_path": warc_path,
-            "since": since,
-            "max_pages": max_pages,
-            "categories": categories,
-            "feeds": feeds,
-            "skip_ids": skip_ids,
-            "discover_feed_index": discover_feed_index,
-            "mode": mode,
-            "recheck": recheck,
-        }
-        self.seen_ids: set[str] = set()
+        self.request = request or current_request()
+        req = self.request
+        self.base_url = req.base_url  # the origin every request goes to (middlewares)
+        self.categories: list[Category] = [
+            cat for cat in (category_by_key(k) for k in req.categories) if cat is not None
+        ]
+        self.skip_ids: set[str] = set(read_lines(req.skip_ids_file))
+        self.recheck_urls: list[str] = read_lines(req.recheck_file)
+        self.articles: dict[str, ArticleState] = {}
         self.seen_pages: set[str] = set()
         self.print_only: set[str] = set()
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
-        spider = super().from_crawler(crawler, *args, **kwargs)
-        spider.configure(crawler.settings)
-        return spider
-
-    def configure(self, settings: BaseSettings) -> None:
-        """Resolve the arguments against the settings (spider args win); fail fast."""
-        a = self._args
-        base = a["base_url"] or settings.get("BTT_BASE_URL") or "https://baotintuc.vn"
-        parts = urlsplit(base.strip())
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"base_url is not an http(s) origin: {base!r}")
-        self.base_url = f"{parts.scheme}://{parts.netloc}"
-
-        self.mode = (a["mode"] or "all").strip().lower()
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}: {a['mode']!r}")
-        self.since = date.fromisoformat(a["since"].strip()) if a["since"] else None
-        self.max_pages = int(a["max_pages"] or settings.getint("BTT_MAX_PAGES", 1))
-        if self.max_pages < 1:
-            raise ValueError(f"max_pages must be >= 1: {self.max_pages}")
-
-        keys = _split(a["categories"])
-        if keys is None:
-            keys = list(settings.getlist("BTT_CATEGORIES"))
-        cats: list[Category] = []
-        for key in keys:
-            cat = category_by_key(key)
-            if cat is None:
-                raise ValueError(f"unknown category: {key!r}")
-            if cat not in cats:
-                cats.append(cat)
-        self.categories = cats or list(TOP_LEVEL)
-
-        feeds = _split(a["feeds"])
-        if feeds is None:
-            feeds = list(settings.getlist("BTT_FEEDS")) or list(KNOWN_FEEDS)
-        self.feeds = list(dict.fromkeys(f.removesuffix(".rss").strip("/") for f in feeds))
-        self.discover_feed_index = _truthy(
-            a["discover_feed_index"], settings.getbool("BTT_DISCOVER_FEED_INDEX", True)
-        )
-        self.skip_ids = read_skip_ids(a["skip_ids"]) if a["skip_ids"] else set()
-        self.recheck_urls = sorted(read_skip_ids(a["recheck"])) if a["recheck"] else []
-
-        run_id = "manual-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-        if a["run_dir"]:
-            self.run_dir = Path(a["run_dir"])
-        else:
-            from config import load_settings
-
-            self.run_dir = load_settings().paths.runs_dir / run_id
-        if a["warc_path"]:
-            self.warc_path = Path(a["warc_path"])
-        else:
-            today = datetime.now(VN_TZ).date().isoformat()
-            self.warc_path = self.run_dir.parent.parent / "raw" / today / f"{run_id}.warc.gz"
+        self.requested = 0  # article fetches counted against the run's cap
         logger.info(
-            "baotintuc crawl: base_url=%s mode=%s since=%s max_pages=%d categories=%d "
-            "feeds=%d feed_index=%s skip_ids=%d recheck=%d run_dir=%s warc=%s",
-            self.base_url,
-            self.mode,
-            self.since,
-            self.max_pages,
-            len(self.categories),
-            len(self.feeds),
-            self.discover_feed_index,
-            len(self.skip_ids),
-            len(self.recheck_urls),
-            self.run_dir,
-            self.warc_path,
+            "baotintuc crawl %s: base_url=%s mode=%s since=%s max_pages=%s categories=%d "
+            "feeds=%d sitemaps=%s cap=%s skip_ids=%d recheck=%d archive=%s/%s-*",
+            req.run_id, req.base_url, req.mode, req.since, req.max_pages, len(self.categories),
+            len(req.feeds), req.sitemaps, req.max_articles, len(self.skip_ids),
+            len(self.recheck_urls), req.archive_dir, req.archive_prefix,
         )
 
     # -- helpers -------------------------------------------------------------------
@@ -269,7 +170,7 @@ class BaotintucSpider(scrapy.Spider):
     def _page_request(
         self, path_or_url: str, callback: Any, stage: str, **meta: Any
     ) -> scrapy.Request | None:
-        """A feed/listing request: revalidated through the HTTP cache, fetched once."""
+        """A feed/listing/sitemap request: revalidated through the HTTP cache, fetched once."""
         url = to_fetch_url(urljoin(self.base_url + "/", path_or_url), self.base_url)
         if url in self.seen_pages:
             return None
@@ -280,20 +181,47 @@ class BaotintucSpider(scrapy.Spider):
             errback=self.on_error,
             dont_filter=True,  # deduplicated here; redirects must never be dropped silently
             headers={"Cache-Control": "max-age=0"},
-            meta={"stage": stage, **meta},
+            meta={"stage": stage, "canonical": to_canonical(url, self.base_url), **meta},
         )
 
     def _too_old(self, aid: str, margin: timedelta) -> bool:
-        if self.since is None:
+        if self.request.since is None:
             return False
         created = id17_datetime(aid)
-        if created is None:
-            return False
-        start = vn_day_start(self.since)
-        return created < start - margin
+        return created is not None and created < vn_day_start(self.request.since) - margin
 
-    def found(self, href: str, page_url: str, via: str) -> Iterator[DiscoveredArticle | Any]:
-        """Outputs for one link found in a feed or listing: a discovery and a request."""
+    def _cap_reached(self) -> bool:
+        cap = self.request.max_articles
+        return cap is not None and self.requested >= cap
+
+    def _article_request(self, aid: str, canonical: str, via: str) -> scrapy.Request:
+        return scrapy.Request(
+            to_fetch_url(canonical, self.base_url),
+            callback=self.parse_article,
+            errback=self.on_error,
+            dont_filter=True,
+            priority=10,
+            meta={"stage": "article", "article_id": aid, "canonical": canonical, "via": via,
+                  "dont_cache": True},
+        )
+
+    def _next_attempt(self, aid: str) -> scrapy.Request | None:
+        """The request for the ID's next untried URL, or None (then the ID has failed)."""
+        st = self.articles[aid]
+        if st.tried >= len(st.urls):
+            st.state = "failed"
+            return None
+        url = st.urls[st.tried]
+        st.tried += 1
+        st.state = "fetching"
+        if st.tried > 1:
+            self._inc("btt/alias_attempts")
+            logger.info("article %s: trying its other URL %s", aid, url)
+        return self._article_request(aid, url, st.via.get(url, ""))
+
+    def found(self, href: str, page_url: str, via: str) -> Iterator[Any]:
+        """Outputs for one link found in a feed, listing or sitemap: a discovery, maybe a
+        request."""
         href = (href or "").strip()
         if not href or href.startswith(("javascript:", "mailto:", "#")):
             return
@@ -309,64 +237,102 @@ class BaotintucSpider(scrapy.Spider):
             if m and m.group("prefix") == "n":  # print view: the article is found elsewhere
                 self.print_only.add(m.group("id"))
             return
-        if aid in self.seen_ids:
-            return
-        self.seen_ids.add(aid)
-        if self._too_old(aid, FETCH_MARGIN):
-            self._inc("btt/skipped_old")
-            return
         canonical = to_canonical(absolute, self.base_url)
-        yield DiscoveredArticle(article_id=aid, url=canonical, via=via)
-        if aid in self.skip_ids:
-            self._inc("btt/skipped_known")
+        yield from self._discover(aid, canonical, via)
+
+    def _discover(self, aid: str, canonical: str, via: str) -> Iterator[Any]:
+        st = self.articles.get(aid)
+        if st is not None:
+            if canonical in st.urls:
+                return
+            st.urls.append(canonical)
+            st.via[canonical] = via
+            self._inc("btt/alias_urls")
+            yield Discovery(aid, canonical, via, "alias")
+            if st.state == "failed":  # every earlier URL failed: this one is the last hope
+                req = self._next_attempt(aid)
+                if req is not None:
+                    yield req
             return
-        yield scrapy.Request(
-            to_fetch_url(canonical, self.base_url),
-            callback=self.parse_article,
-            errback=self.on_error,
-            dont_filter=True,
-            priority=10,
-            meta={"stage": "article", "article_id": aid, "via": via, "dont_cache": True},
-        )
+        st = ArticleState([canonical], via={canonical: via})
+        self.articles[aid] = st
+        outcome: Outcome = "request"
+        if self._too_old(aid, FETCH_MARGIN):
+            outcome = "old"
+        elif aid in self.skip_ids:
+            outcome = "known"
+        elif via != "recheck" and self._cap_reached():
+            outcome = "deferred"
+        self._inc(f"btt/discovered_via/{via.split(':', 1)[0]}")
+        yield Discovery(aid, canonical, via, outcome)
+        if outcome != "request":
+            st.state = "skipped"
+            return
+        if via != "recheck":
+            self.requested += 1
+            self._inc("btt/article_requests")
+        req = self._next_attempt(aid)
+        if req is not None:
+            yield req
 
     def _failure(
-        self, response: Response, reason: str, detail: str = "", status: int | None = None
-    ) -> FetchFailure:
-        stage = response.meta.get("stage", "article")
-        logger.warning("%s %s failed: %s %s", stage, response.url, reason, detail)
-        return FetchFailure(
-            url=to_canonical(response.url, self.base_url),
+        self,
+        response: Response,
+        reason: str,
+        detail: str = "",
+        status: int | None = None,
+    ) -> Failure:
+        meta = response.meta
+        stage = meta.get("stage", "article")
+        url = meta.get("canonical") or to_canonical(response.url, self.base_url)
+        logger.warning("%s %s failed: %s %s", stage, url, reason, detail)
+        if stage in DISCOVERY_STAGES:
+            self._inc("btt/pages_failed")
+        return Failure(
+            url=url,
             stage=stage,
             reason=reason,
             status=status if status is not None else response.status,
             detail=detail,
+            at=datetime.now(UTC),
+            article_id=meta.get("article_id"),
         )
+
+    def _page_ok(self) -> None:
+        self._inc("btt/pages_ok")
 
     # -- crawl -----------------------------------------------------------------------
 
     async def start(self) -> AsyncIterator[Any]:
+        req = self.request
         for url in self.recheck_urls:  # stored articles due for a re-check
             for out in self.found(url, self.base_url + "/", "recheck"):
                 yield out
-        if self.mode in ("all", "rss"):
-            for slug in self.feeds:
-                req = self._page_request(f"/{slug}.rss", self.parse_feed, "feed", feed=slug)
-                if req is not None:
-                    yield req
-            if self.discover_feed_index:
-                req = self._page_request("/rss.htm", self.parse_feed_index, "feed_index")
-                if req is not None:
-                    yield req
-        if self.mode in ("all", "listings"):
+        if req.mode in ("all", "rss"):
+            for slug in req.feeds:
+                r = self._page_request(f"/{slug}.rss", self.parse_feed, "feed", feed=slug)
+                if r is not None:
+                    yield r
+            if req.discover_feed_index:
+                r = self._page_request("/rss.htm", self.parse_feed_index, "feed_index")
+                if r is not None:
+                    yield r
+        if req.sitemaps:
+            r = self._page_request("/robots.txt", self.parse_robots, "sitemap")
+            if r is not None:
+                r.meta["dont_obey_robotstxt"] = True
+                yield r
+        if req.mode in ("all", "listings", "backfill"):
             for cat in self.categories:
-                req = self._page_request(
+                r = self._page_request(
                     cat.listing_path, self.parse_listing, "listing", category=cat.key, page=1
                 )
-                if req is not None:
-                    yield req
+                if r is not None:
+                    yield r
 
     def parse_feed_index(self, response: Response) -> Iterator[Any]:
         """``/rss.htm``: every ``/<slug>.rss`` link not yet requested."""
+        self._page_ok()
         for href in response.css("a::attr(href)").getall():
             absolute = urljoin(response.url, href.strip())
             if not is_site_url(absolute, self.base_url):
@@ -381,27 +347,110 @@ class BaotintucSpider(scrapy.Spider):
                 yield req
 
     def parse_feed(self, response: Response) -> Iterator[Any]:
-        """An RSS 2.0 (or Atom) feed: the items' ``<link>``/``<guid>`` (absolute URLs)."""
+        """An RSS/Atom feed, read by feedparser: each item's link (else its guid).
+
+        An item whose link and guid, once the XML is decoded (entities included), are not
+        an article URL of the site is *unresolvable*: counted, logged, and recorded as a
+        ``feed_item_unresolvable`` failure of the feed (the first few per feed).
+        """
         slug = response.meta.get("feed", "")
         if not response.body.strip():
             yield self._failure(response, "empty_body")
             return
-        links: list[str] = []
-        try:
-            sel = Selector(body=response.body, type="xml")
-            links = sel.xpath(
-                "//*[local-name()='item']/*[local-name()='link' or local-name()='guid']/text()"
-                " | //*[local-name()='entry']/*[local-name()='link']/@href"
-            ).getall()
-        except Exception as err:  # not XML at all: fall back to any article URL in it
-            logger.warning("Feed %s is not XML (%s); scanning it for article links", slug, err)
-        if not links:
+        parsed = feedparser.parse(response.body)
+        entries = parsed.get("entries") or []
+        if not entries and parsed.get("version") and not parsed.get("bozo"):
+            self._page_ok()  # a well-formed feed with no items (a quiet category)
+            return
+        if not entries:
+            # Not a feed at all (an HTML page, garbage): take any article URL in it.
             text = response.body.decode("utf-8", "replace")
             links = re.findall(r"https?://[^\s\"'<>]+?-\d{17}\.htm", text)
-            if links:
-                self._inc("btt/feed_not_rss")
-        for link in links:
+            if not links:
+                why = str(parsed.get("bozo_exception") or "no items")[:300]
+                yield self._failure(response, "not_a_feed", why)
+                return
+            self._inc("btt/feed_not_rss")
+            self._page_ok()
+            for link in links:
+                yield from self.found(link, response.url, f"rss:{slug}")
+            return
+        self._page_ok()
+        unresolvable = 0
+        for entry in entries:
+            candidates = [entry.get("link"), *(lk.get("href") for lk in entry.get("links", [])),
+                          entry.get("id")]
+            link = next((c for c in candidates if c and article_id(urljoin(response.url, c))),
+                        None)
+            if link is None:
+                unresolvable += 1
+                self._inc("btt/feed_items_unresolvable")
+                if unresolvable <= MAX_UNRESOLVABLE_PER_FEED:
+                    shown = ", ".join(repr(c) for c in candidates if c)[:400] or "no link"
+                    yield self._failure(response, "feed_item_unresolvable", shown, status=200)
+                continue
             yield from self.found(link, response.url, f"rss:{slug}")
+
+    def parse_robots(self, response: Response) -> Iterator[Any]:
+        """robots.txt: its ``Sitemap:`` lines, else ``/sitemap.xml`` (tolerant: the live
+        site's robots.txt and sitemaps have never been seen)."""
+        urls = []
+        if response.status == 200:
+            urls = [u for u in sitemap_urls_from_robots(response.body, base_url=response.url)
+                    if is_site_url(u, self.base_url)]
+        if urls:
+            logger.info("robots.txt names %d sitemaps", len(urls))
+        else:
+            logger.info("robots.txt names no sitemap: trying /sitemap.xml")
+            urls = ["/sitemap.xml"]
+        for url in urls:
+            req = self._page_request(to_fetch_url(url, self.base_url), self.parse_sitemap,
+                                     "sitemap")
+            if req is not None:
+                yield req
+
+    def parse_sitemap(self, response: Response) -> Iterator[Any]:
+        """A sitemap index (its sitemaps are requested) or a urlset (its article URLs)."""
+        body = response.body
+        if gzip_magic_number(response):
+            try:
+                body = gunzip(body, max_size=self.request.politeness.max_page_bytes)
+            except Exception as err:
+                yield self._failure(response, "bad_sitemap", f"gunzip: {err}")
+                return
+        try:
+            sitemap = Sitemap(body)
+        except Exception as err:  # not XML at all
+            yield self._failure(response, "bad_sitemap", str(err)[:300])
+            return
+        self._page_ok()
+        path = urlsplit(response.url).path
+        if sitemap.type == "sitemapindex":
+            for entry in sitemap:
+                if self._sitemap_too_old(entry.get("lastmod")):
+                    self._inc("btt/sitemaps_skipped_old")
+                    continue
+                req = self._page_request(to_fetch_url(entry["loc"], self.base_url),
+                                         self.parse_sitemap, "sitemap")
+                if req is not None:
+                    yield req
+        elif sitemap.type == "urlset":
+            for entry in sitemap:
+                yield from self.found(entry["loc"], response.url, f"sitemap:{path}")
+        else:
+            yield self._failure(response, "bad_sitemap", f"root element {sitemap.type!r}")
+
+    def _sitemap_too_old(self, lastmod: str | None) -> bool:
+        """A child sitemap last modified before ``since`` lists nothing new enough."""
+        if not lastmod or self.request.since is None:
+            return False
+        try:
+            when = datetime.fromisoformat(lastmod.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return False
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return when < vn_day_start(self.request.since) - FETCH_MARGIN
 
     def parse_listing(self, response: Response) -> Iterator[Any]:
         """A category listing page: its 20 items + the top block, then the next page."""
@@ -411,6 +460,7 @@ class BaotintucSpider(scrapy.Spider):
         if not response.body.strip():
             yield self._failure(response, "empty_body")
             return
+        self._page_ok()
         main = [
             li.css("a.title::attr(href)").get() or li.css("a.thumb::attr(href)").get() or ""
             for li in response.css(MAIN_ITEMS)
@@ -427,11 +477,13 @@ class BaotintucSpider(scrapy.Spider):
             yield from self.found(href, response.url, via)
 
         main_ids = [i for i in (article_id(urljoin(response.url, h)) for h in main) if i]
-        if page >= self.max_pages or not main_ids:
+        max_pages = self.request.max_pages
+        if (max_pages is not None and page >= max_pages) or not main_ids:
             return
-        if self.since and all(self._too_old(i, PAGINATION_MARGIN) for i in main_ids):
+        if self.request.since and all(self._too_old(i, PAGINATION_MARGIN) for i in main_ids):
             self._inc("btt/pagination_stopped_by_since")
-            logger.info("Listing %s: every item is older than %s, not paginating", via, self.since)
+            logger.info("Listing %s: every item is older than %s, not paginating", via,
+                        self.request.since)
             return
         next_url = self.next_page_url(response, page)
         if next_url:
@@ -459,41 +511,51 @@ class BaotintucSpider(scrapy.Spider):
         return Category(cat_id, slug, "", parent_id).listing_page_path(page + 1)
 
     def parse_article(self, response: Response) -> Iterator[Any]:
-        """Check an article response and hand it to the archive (or record why not)."""
-        body = response.body
-        if response.status != 200:
-            yield self._failure(response, f"http_{response.status}")
+        """Check an article response and archive it (or record why not, and try the ID's
+        other URLs)."""
+        aid: str = response.meta["article_id"]
+        problem = self._check_article(response)
+        if problem is not None:
+            yield problem
+            yield from self._give_up_or_retry(aid)
             return
-        if "dataloss" in response.flags:
-            yield self._failure(response, "truncated", "dataloss flag")
+        final_id = article_id(response.url)
+        if final_id == aid:
+            yield self._archive(aid, response)
+            if aid in self.articles:
+                self.articles[aid].state = "archived"
             return
-        declared = response.headers.get(b"Content-Length")
-        if (
-            declared
-            and declared.isdigit()
-            and b"Content-Encoding" not in response.headers
-            and len(body) < int(declared)
-        ):
-            yield self._failure(response, "truncated", f"{len(body)} of {int(declared)} bytes")
+        # A redirect or a meta refresh took the request to another page of the site.
+        target = to_canonical(response.url, self.base_url)
+        if final_id is None:
+            yield self._failure(response, "redirect_not_article", f"ended at {target}")
+            yield from self._give_up_or_retry(aid)
             return
-        if not body.strip():
-            yield self._failure(response, "empty_body")
+        yield self._failure(response, "redirect_other_article", f"ended at {target}")
+        yield from self._give_up_or_retry(aid)
+        yield from self._adopt(final_id, target, response, via=f"redirect:{aid}")
+
+    def _adopt(self, aid: str, canonical: str, response: Response, via: str) -> Iterator[Any]:
+        """A page fetched for another ID: account for its own ID, and archive it when
+        that ID wants fetching now (instead of fetching it again)."""
+        for out in self._discover(aid, canonical, via):
+            if isinstance(out, scrapy.Request):  # scheduled just now: we hold its page
+                yield self._archive(aid, response)
+                self.articles[aid].state = "archived"
+            else:
+                yield out
+
+    def _give_up_or_retry(self, aid: str) -> Iterator[Any]:
+        if aid not in self.articles:  # a request this run did not make (tests, by hand)
             return
-        ctype = (response.headers.get(b"Content-Type") or b"").decode("latin-1").lower()
-        head = body[:1024].lstrip().lower()
-        looks_html = head.startswith((b"<!doctype html", b"<html")) or b"<html" in head
-        if (ctype and "html" not in ctype) or (not ctype and not looks_html) or b"\0" in head:
-            yield self._failure(response, "non_html", ctype or "no content type")
-            return
-        bad = self._undecodable(response)
-        if bad:
-            yield self._failure(response, "invalid_encoding", bad)
-            return
-        aid = article_id(response.url) or response.meta["article_id"]
-        url = response.url if article_id(response.url) else response.request.url
-        yield RawArticle(
+        req = self._next_attempt(aid)
+        if req is not None:
+            yield req
+
+    def _archive(self, aid: str, response: Response) -> RawArticle:
+        return RawArticle(
             article_id=aid,
-            url=to_canonical(url, self.base_url),
+            url=to_canonical(response.url, self.base_url),
             fetch_url=response.url,
             status=response.status,
             headers=[
@@ -501,43 +563,75 @@ class BaotintucSpider(scrapy.Spider):
                 for k, values in response.headers.items()
                 for v in values
             ],
-            body=body,
+            body=response.body,
             fetched_at=datetime.now(UTC),
             via=response.meta.get("via", ""),
         )
 
+    def _check_article(self, response: Response) -> Failure | None:
+        """Why an article response cannot be archived, or None."""
+        body = response.body
+        if response.status != 200:
+            return self._failure(response, f"http_{response.status}")
+        if "dataloss" in response.flags:
+            return self._failure(response, "truncated", "dataloss flag")
+        declared = response.headers.get(b"Content-Length")
+        if (
+            declared
+            and declared.isdigit()
+            and b"Content-Encoding" not in response.headers
+            and len(body) < int(declared)
+        ):
+            return self._failure(response, "truncated", f"{len(body)} of {int(declared)} bytes")
+        if not body.strip():
+            return self._failure(response, "empty_body")
+        ctype = (response.headers.get(b"Content-Type") or b"").decode("latin-1").lower()
+        head = body[:1024].lstrip().lower()
+        looks_html = head.startswith((b"<!doctype html", b"<html")) or b"<html" in head
+        if (ctype and "html" not in ctype) or (not ctype and not looks_html) or b"\0" in head:
+            return self._failure(response, "non_html", ctype or "no content type")
+        bad = self._undecodable(response)
+        if bad:
+            return self._failure(response, "invalid_encoding", bad)
+        return None
+
     def _undecodable(self, response: Response) -> str:
-        """Why the page cannot be read as text, or ``""`` (a few bad bytes are kept)."""
-        encoding = getattr(response, "encoding", None) or "utf-8"
-        try:
-            response.body.decode(encoding)
-            return ""
-        except (UnicodeDecodeError, LookupError):
-            pass
-        text = response.body.decode(encoding if encoding else "utf-8", "replace")
-        non_ascii = sum(1 for ch in text if ord(ch) > 127)
+        """Why the page cannot be read as text, or ``""`` (a few bad bytes are kept).
+
+        w3lib decodes it as browsers do (BOM, HTTP charset, ``<meta>`` charset, UTF-8).
+        """
+        ctype = response.headers.get(b"Content-Type")
+        encoding, text = html_to_unicode(ctype.decode("latin-1") if ctype else None,
+                                         response.body)
         bad = text.count("\ufffd")
+        if not bad:
+            return ""
+        non_ascii = sum(1 for ch in text if ord(ch) > 127)
         if non_ascii >= 20 and bad / non_ascii > MAX_BAD_CHAR_SHARE:
             return f"{bad} of {non_ascii} non-ASCII characters are not {encoding}"
         self._inc("btt/invalid_bytes_kept")
         logger.warning("%s: %d invalid %s sequences; archived as is", response.url, bad, encoding)
         return ""
 
-    def on_error(self, failure: Failure) -> Iterator[FetchFailure]:
-        """Errback of every request: one failures.jsonl row; the crawl goes on."""
+    def on_error(self, failure: TwistedFailure) -> Iterator[Any]:
+        """Errback of every request: one failures.jsonl row under the URL the run asked
+        for (not where a redirect went), then the ID's other URLs; the crawl goes on."""
         request = failure.request  # type: ignore[attr-defined]
+        meta = request.meta
         reason, status, detail = classify_failure(failure)
-        stage = request.meta.get("stage", "article")
-        logger.warning("%s %s failed: %s (%s)", stage, request.url, reason, detail)
-        yield FetchFailure(
-            url=to_canonical(request.url, self.base_url),
-            stage=stage,
-            reason=reason,
-            status=status,
-            detail=detail,
-        )
+        stage = meta.get("stage", "article")
+        url = meta.get("canonical") or to_canonical(request.url, self.base_url)
+        logger.warning("%s %s failed: %s (%s)", stage, url, reason, detail)
+        if stage in DISCOVERY_STAGES:
+            self._inc("btt/pages_failed")
+        yield Failure(url=url, stage=stage, reason=reason, status=status, detail=detail,
+                      at=datetime.now(UTC), article_id=meta.get("article_id"))
+        if stage == "article" and meta.get("article_id") in self.articles:
+            yield from self._give_up_or_retry(meta["article_id"])
 
     def closed(self, reason: str) -> None:
-        orphans = self.print_only - self.seen_ids
+        known = set(self.articles)
+        orphans = self.print_only - known
         if orphans:
             logger.info("%d articles were linked only as print views (not fetched)", len(orphans))
+

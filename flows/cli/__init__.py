@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import logging.handlers
 import sys
+from pathlib import Path
 
-from config import ConfigError
-from flows.cli import analysis, mirror, runs, server
-from flows.cli.common import EXIT_FAILED, fail
+from config import ConfigError, get_settings
+from flows.cli import analysis, demo, mirror, runs, server
+from flows.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, fail
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,20 +25,59 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 completed, 1 the run failed, 2 could not start, 130 interrupted.",
     )
     sub = p.add_subparsers(dest="command", required=True)
-    for group in (runs, analysis, server, mirror):
+    for group in (runs, demo, analysis, server, mirror):
         group.register(sub)
     return p
 
 
+def _log_to_file() -> Path | None:
+    """Full logs, tracebacks included, go to ``<data>/logs/baotintuc.log``; the terminal
+    gets warnings without tracebacks (and the one line of :func:`fail`)."""
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    console = logging.StreamHandler()
+    console.setLevel(logging.WARNING)
+    console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    console.addFilter(_no_traceback)
+    root.addHandler(console)
+    try:
+        path = get_settings().paths.data_dir / "logs" / "baotintuc.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(
+            path, maxBytes=10 * 1024 * 1024, backupCount=3, encoding="utf-8"
+        )
+    except (ConfigError, OSError):
+        return None  # the command reports a bad configuration itself
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    return path
+
+
+def _no_traceback(record: logging.LogRecord) -> bool:
+    """The terminal: our warnings, without tracebacks. Prefect's flow and task loggers
+    report to the API (the UI) and the log file; their copy would repeat the one line
+    that :func:`fail` prints."""
+    if record.name.startswith("prefect"):
+        return False
+    record.exc_info = None
+    record.exc_text = None
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    log_path = _log_to_file()
     try:
         return int(args.func(args))
     except ConfigError as exc:
         return fail(f"bad configuration: {exc}")
     except KeyboardInterrupt:
-        return fail("interrupted", EXIT_FAILED)
+        return fail("interrupted", EXIT_INTERRUPTED)
+    except Exception as exc:  # a bug: one line here, the traceback in the log
+        logging.getLogger("baotintuc").exception("unexpected error in %s", args.command)
+        where = f"; the traceback is in {log_path}" if log_path else ""
+        text = " ".join(str(exc).split())[:300]
+        return fail(f"unexpected error: {type(exc).__name__}: {text}{where}", EXIT_FAILED)
 
 
 if __name__ == "__main__":

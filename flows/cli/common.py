@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import socket
 import sys
-import threading
 from datetime import date
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from config import Settings, load_settings
+from config import Settings, get_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_CANNOT_START, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -21,26 +18,6 @@ def fail(msg: str, code: int = EXIT_CANNOT_START) -> int:
     return code
 
 
-def probe_origin(base_url: str, timeout: float) -> str | None:
-    """None if a TCP connection to the origin opens within ``timeout``, else why not."""
-    parts = urlsplit(base_url)
-    host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    outcome: list[str | None] = []
-
-    def attempt() -> None:
-        try:
-            with socket.create_connection((host, port), timeout=timeout):
-                outcome.append(None)
-        except OSError as exc:
-            outcome.append(exc.strerror or exc.__class__.__name__)
-
-    t = threading.Thread(target=attempt, daemon=True)  # getaddrinfo has no timeout of its own
-    t.start()
-    t.join(timeout + 1)
-    return outcome[0] if outcome else f"no answer within {timeout:.0f} s"
-
-
 def parse_since(value: str) -> date:
     try:
         return date.fromisoformat(value)
@@ -48,8 +25,18 @@ def parse_since(value: str) -> date:
         raise argparse.ArgumentTypeError(f"--since wants YYYY-MM-DD, got {value!r}") from None
 
 
+def non_negative(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError("must be ≥ 0")
+    return n
+
+
 def positive(value: str) -> int:
-    n = int(value)
+    n = non_negative(value)
     if n < 1:
         raise argparse.ArgumentTypeError("must be ≥ 1")
     return n
@@ -57,7 +44,7 @@ def positive(value: str) -> int:
 
 def settings_for_flows() -> Settings:
     """Settings, with Prefect's environment prepared (Prefect reads it at import time)."""
-    settings = load_settings()
+    settings = get_settings()
     from flows.runtime import prepare_prefect_env
 
     prepare_prefect_env(settings.paths.prefect_home)

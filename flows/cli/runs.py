@@ -1,51 +1,33 @@
-"""The commands that run the pipeline: ``crawl``, ``demo``, ``reextract``."""
+"""The commands that run the pipeline: ``crawl``, ``backfill``, ``demo``, ``reextract``."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
-from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from config import Settings, check_base_url
+from config import ConfigError, Settings
 from flows.cli.common import (
+    EXIT_CANNOT_START,
     EXIT_FAILED,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     check_writable,
     fail,
+    non_negative,
     parse_since,
     positive,
-    probe_origin,
     settings_for_flows,
 )
+from flows.origin import probe_origin
 
 if TYPE_CHECKING:
     from flows.ingest import RunSummary
 
-DEMO_QUERIES: tuple[tuple[str, str], ...] = (
-    (
-        "Articles per category",
-        "select category, count(*) as articles from articles group by category "
-        "order by articles desc, category",
-    ),
-    (
-        "The five newest titles",
-        "select strftime(published_at at time zone 'Asia/Ho_Chi_Minh', '%Y-%m-%d %H:%M') "
-        "as published_vn, category, title from articles order by published_at desc limit 5",
-    ),
-    (
-        "The 2020 seed article, rebuilt from text (search is accent-insensitive)",
-        "select article_id, published_at at time zone 'Asia/Ho_Chi_Minh' as published_vn, "
-        "byline, authors, source, category from articles "
-        "where vn_fold(title) like '%' || vn_fold('cong tac dan van') || '%' "
-        "order by published_at limit 3",
-    ),
-)
-
-
-def check_prefect_api(timeout: float = 3.0) -> str | None:
+def check_prefect_api(timeout: float = 3.0) -> str | None:  # (owned by the server work)
     """None when no ``PREFECT_API_URL`` is set (ephemeral mode) or it answers, else why."""
     api = os.environ.get("PREFECT_API_URL", "").strip()
     if not api:
@@ -60,98 +42,71 @@ def check_prefect_api(timeout: float = 3.0) -> str | None:
 
 
 def print_summary(s: RunSummary, db: Path) -> None:
-    extra = [f"{s.discovered} discovered", f"{s.skipped_known - s.resumed} already stored"]
+    extra = [f"{s.discovered} discovered", f"{s.skipped_known} already stored"]
+    if s.skipped_old:
+        extra.append(f"{s.skipped_old} older than --since")
+    if s.deferred:
+        extra.append(f"{s.deferred} deferred to the next run (crawl.max_articles_per_run)")
     if s.rechecked:
         extra.append(f"{s.rechecked} re-checked")
     if s.resumed:
-        extra.append(f"{s.resumed} recovered from an interrupted run")
+        extra.append(f"{s.resumed} pages recovered from an interrupted run")
     extra += [f"{s.requests} requests", f"{s.duration_s:.1f} s"]
     print(
         f"run {s.run_id} from {s.base_url}: {s.new} new, {s.updated} updated, "
-        f"{s.unchanged} unchanged, {s.failed + s.rejected} failed ({', '.join(extra)})"
+        f"{s.unchanged} unchanged, {s.failed} failed ({', '.join(extra)})"
     )
     if s.failures_by_reason:
         reasons = ", ".join(f"{k}: {v}" for k, v in s.failures_by_reason.items())
         print(f"failures by reason: {reasons}")
+    if s.lost:
+        print(f"ACCOUNTING: {s.lost} discovered articles were lost track of "
+              "(recorded in fetch_failures with reason 'lost'); please report this")
     print(f'query it: duckdb -readonly {db}  or  baotintuc query "select count(*) from articles"')
 
 
-def cmd_crawl(args: argparse.Namespace) -> int:
-    settings = settings_for_flows()
-    base = check_base_url(args.base_url) if args.base_url else settings.crawl.base_url
-    db = Path(args.db) if args.db else settings.paths.db_path
-    if err := check_writable(settings, db):
-        return fail(err)
-    from flows.spider import is_loopback
+def _interrupt_quietly(grace_s: float) -> None:
+    """Ctrl-C or SIGTERM during a run: stop the spider (it closes its archive), leave.
 
-    if not is_loopback(base):
-        why = probe_origin(base, settings.crawl.offline_probe_timeout)
-        if why:
-            return fail(
-                f"cannot reach {base} ({why}); this machine looks offline. "
-                "Run `make demo` to try the pipeline on the bundled offline mirror."
-            )
-    return _run_ingest(settings, base, db, args.since, args.max_pages, args.categories, args.mode)
-
-
-def _interrupt_quietly() -> None:
-    """Ctrl-C during a run: let the spider close its archive, then leave at once.
-
-    A terminal's Ctrl-C also reaches Prefect's ephemeral server (same process group);
-    unwinding through Prefect would then wait on a dead API. Nothing is lost by leaving:
-    the load is one transaction, and the next run of the same mode loads the pages the
-    interrupted crawl archived.
+    Nothing is lost by leaving: every loaded segment is committed, and the next run loads
+    what this one archived and did not load yet. Exit within ``grace_s`` + a second.
     """
 
     def handler(signum: int, frame: object) -> None:
         from flows.spider import stop_active_crawls
 
         # os.write: the handler may run while sys.stderr is wrapped or mid-write.
-        os.write(2, b"baotintuc: interrupted; the next run picks up what this one fetched\n")
-        stop_active_crawls()
-        os._exit(130)
+        os.write(2, b"baotintuc: interrupted; the next run loads what this one fetched\n")
+        stop_active_crawls(grace_s)
+        os._exit(EXIT_INTERRUPTED if signum == signal.SIGINT else 128 + signum)
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
 
 
-def _run_ingest(
-    settings: Settings,
-    base: str,
-    db: Path,
-    since: date | None,
-    max_pages: int | None,
-    categories: str | None,
-    mode: str,
-) -> int:
+def run_ingest(settings: Settings, db: Path, **params: Any) -> int:
+    """Run the ingest flow; every way it can end is one line and an exit code."""
+    if err := check_writable(settings, db):
+        return fail(err)
     # Before any work: crawl and demo both come through here.
     if err := check_prefect_api():
         return fail(err)
-    from baotintuc.site import category_by_key
-    from flows.ingest import ingest
+    from flows.ingest import RunFailed, ingest
+    from flows.origin import OriginUnreachable
     from flows.runtime import quiet_console_tracebacks
     from flows.scorecard import LayoutDriftAlarm
     from flows.spider import CrawlBusy, CrawlFailed
-    from warehouse.db import WarehouseLocked
+    from warehouse.db import WarehouseLocked, WarehouseUnreadable, WarehouseWriteError
 
     quiet_console_tracebacks()
-    _interrupt_quietly()
-    cats = [c.strip() for c in categories.split(",") if c.strip()] if categories else None
-    unknown = [c for c in cats or [] if category_by_key(c) is None]
-    if unknown:
-        return fail(f"--categories: unknown category {', '.join(unknown)}")
+    _interrupt_quietly(settings.run.stop_grace_seconds)
     try:
-        summary = ingest(
-            base_url=base,
-            db_path=str(db),
-            since=since,
-            max_pages=max_pages,
-            categories=cats,
-            mode=mode,
-        )
-    except (WarehouseLocked, CrawlBusy) as exc:
-        return fail(str(exc))
-    except LayoutDriftAlarm as exc:
+        summary = ingest(db_path=str(db), **params)
+    except ConfigError as exc:
+        return fail(with_option_names(str(exc)), EXIT_CANNOT_START)
+    except (WarehouseLocked, WarehouseUnreadable, CrawlBusy, OriginUnreachable) as exc:
+        return fail(str(exc), EXIT_CANNOT_START)
+    except (LayoutDriftAlarm, RunFailed, WarehouseWriteError) as exc:
         return fail(str(exc), EXIT_FAILED)
     except CrawlFailed as exc:
         return fail(f"crawl failed: {exc}", EXIT_FAILED)
@@ -159,78 +114,112 @@ def _run_ingest(
     return EXIT_OK
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
+# The run parameters the CLI takes, by their name in a request.
+OPTIONS = {"base_url": "--base-url", "since": "--since", "max_pages": "--max-pages",
+           "categories": "--categories", "max_articles": "--max-articles", "mode": "--mode"}
+
+
+def with_option_names(message: str) -> str:
+    """A request's error message, naming the command-line options the user typed."""
+    for field, option in OPTIONS.items():
+        message = re.sub(rf"(^|; ){field}(\.\d+)?: ", rf"\g<1>{option}: ", message)
+    return message
+
+
+def _db(args: argparse.Namespace, settings: Settings) -> Path:
+    return Path(args.db) if args.db else settings.paths.db_path
+
+
+def cmd_crawl(args: argparse.Namespace) -> int:
     settings = settings_for_flows()
-    from mirror.build import ensure_built
-    from mirror.server import MirrorServer
-
-    site_dir = ensure_built(settings.mirror.site_dir.parent)
-    db = Path(args.db) if args.db else settings.paths.data_dir / "demo.duckdb"
-    with MirrorServer(site_dir, host=settings.mirror.host, port=args.port) as srv:
-        print(f"offline mirror of baotintuc.vn serving {site_dir} at {srv.base_url}")
-        code = _run_ingest(settings, srv.base_url, db, None, args.max_pages, None, "all")
-    if code != EXIT_OK:
-        return code
-    _print_queries(db, DEMO_QUERIES)
-    return EXIT_OK
+    return run_ingest(
+        settings, _db(args, settings), base_url=args.base_url, since=args.since,
+        max_pages=args.max_pages, categories=_categories(args.categories), mode=args.mode,
+        max_articles=args.max_articles,
+    )
 
 
-def _print_queries(db: Path, queries: tuple[tuple[str, str], ...]) -> None:
-    from warehouse.db import connect
+def cmd_backfill(args: argparse.Namespace) -> int:
+    settings = settings_for_flows()
+    return run_ingest(
+        settings, _db(args, settings), base_url=args.base_url, since=args.since,
+        max_pages=args.max_pages, categories=_categories(args.categories), mode="backfill",
+        max_articles=args.max_articles if args.max_articles is not None else 0,
+    )
 
-    with connect(db, read_only=True) as con:
-        for title, sql in queries:
-            print(f"\n-- {title}\n{sql};")
-            con.sql(sql).show(max_width=160)
+
+def _categories(value: str | None) -> list[str] | None:
+    return [c.strip() for c in value.split(",") if c.strip()] if value else None
 
 
 def cmd_reextract(args: argparse.Namespace) -> int:
     settings = settings_for_flows()
-    db = Path(args.db) if args.db else settings.paths.db_path
+    db = _db(args, settings)
     if not db.exists():
         return fail(f"no database at {db}: nothing to re-extract into")
+    if err := check_prefect_api():
+        return fail(err)
     from flows.reextract import reextract
-    from warehouse.db import WarehouseLocked
+    from flows.runtime import quiet_console_tracebacks
+    from flows.scorecard import LayoutDriftAlarm
+    from warehouse.db import WarehouseLocked, WarehouseUnreadable, WarehouseWriteError
 
+    quiet_console_tracebacks()
+    flow = reextract
+    if args.dask_address or args.workers:
+        from prefect_dask import DaskTaskRunner
+
+        runner = (DaskTaskRunner(address=args.dask_address) if args.dask_address else
+                  DaskTaskRunner(cluster_kwargs={"n_workers": args.workers,
+                                                 "threads_per_worker": 1, "processes": True}))
+        flow = reextract.with_options(task_runner=runner)
     try:
-        s = reextract(db_path=str(db), since=args.since)
-    except WarehouseLocked as exc:
+        s = flow(db_path=str(db), since=args.since)
+    except (WarehouseLocked, WarehouseUnreadable) as exc:
         return fail(str(exc))
+    except (LayoutDriftAlarm, WarehouseWriteError) as exc:
+        return fail(str(exc), EXIT_FAILED)
     fields = ", ".join(f"{k}: {v}" for k, v in s.fields_changed.items()) or "none"
     print(
-        f"re-extracted {s.parsed} of {s.pages} archived articles from {s.archives} WARC files: "
-        f"{s.changed} rows changed, {s.unchanged} unchanged, {s.rejected} rejected, "
-        f"{s.not_stored} added (archived but not stored); fields changed: {fields}"
+        f"re-extracted {s.parsed} of {s.newest} archived articles ({s.pages} fetches in "
+        f"{s.archives} WARC files): {s.changed} rows changed, {s.unchanged} unchanged, "
+        f"{s.rejected + s.held} rejected, {s.not_stored} added (archived but not stored); "
+        f"fields changed: {fields}"
     )
     return EXIT_OK
 
 
 def register(sub: Any) -> None:
     c = sub.add_parser("crawl", help="discover, fetch, clean and load the newest articles")
-    c.add_argument("--base-url", help="fetch from this origin instead (stored URLs stay canonical)")
-    c.add_argument("--db", help="DuckDB file (default: paths.db_path)")
-    c.add_argument(
-        "--since",
-        type=parse_since,
-        help="keep articles published on/after YYYY-MM-DD (Vietnam time)",
-    )
+    _ingest_options(c)
     c.add_argument("--max-pages", type=positive, help="listing pages per category")
-    c.add_argument("--categories", help="comma-separated category keys, slugs or ids")
     c.add_argument("--mode", choices=("all", "rss", "listings"), default="all")
     c.set_defaults(func=cmd_crawl)
 
-    d = sub.add_parser("demo", help="run the job against the bundled offline mirror and query it")
-    d.add_argument("--db", help="DuckDB file (default: data/demo.duckdb)")
-    d.add_argument("--port", type=int, default=0)
-    d.add_argument(
-        "--max-pages",
-        type=positive,
-        default=50,
-        help="listing pages per category (the demo sweeps the whole mirror)",
+    b = sub.add_parser(
+        "backfill",
+        help="fetch the archive back to --since: every listing page and the sitemaps, "
+        "resumable, with a progress bar",
     )
-    d.set_defaults(func=cmd_demo)
+    _ingest_options(b)
+    b.add_argument("--max-pages", type=positive, help="listing pages per category (no bound)")
+    b.set_defaults(func=cmd_backfill)
 
     r = sub.add_parser("reextract", help="re-parse the raw archive offline, update changed rows")
     r.add_argument("--db", help="DuckDB file (default: paths.db_path)")
     r.add_argument("--since", type=parse_since, help="only articles published on/after this day")
+    r.add_argument("--dask-address", help="parse on this Dask scheduler (tcp://HOST:PORT)")
+    r.add_argument("--workers", type=non_negative, default=2,
+                   help="without --dask-address: a local Dask cluster of N worker processes "
+                   "(0 = parse in this process)")
     r.set_defaults(func=cmd_reextract)
+
+
+def _ingest_options(p: Any) -> None:
+    p.add_argument("--base-url", help="fetch from this origin instead (stored URLs stay canonical)")
+    p.add_argument("--db", help="DuckDB file (default: paths.db_path)")
+    p.add_argument("--since", type=parse_since,
+                   help="keep articles published on/after YYYY-MM-DD (Vietnam time)")
+    p.add_argument("--categories", help="comma-separated category keys, slugs or ids")
+    p.add_argument("--max-articles", type=non_negative,
+                   help="articles fetched at most (default crawl.max_articles_per_run; 0 = all)")

@@ -1,0 +1,102 @@
+"""The run's accounting: every discovered article ends stored, skipped or failed.
+
+The invariant, per article ID: ``discovered = stored + skipped + failed``. The spider
+says what it decided for each ID it found (``discovered.jsonl``); the flow adds what the
+archive gave (stored, filtered by ``since``) and every failure row that names the ID. An
+ID with none of these was lost track of: that is a bug, so it is counted, shown in the
+run's artifact and recorded as an ``accounting`` failure (so it still ends in
+``fetch_failures``, under its own URL).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from baotintuc.model import Failure
+
+SKIPPED = {"known": "skipped_known", "old": "skipped_old", "deferred": "deferred"}
+
+
+@dataclass(slots=True)
+class Accounting:
+    """Outcomes per article ID for one run."""
+
+    decided: dict[str, str] = field(default_factory=dict)  # id -> spider's first outcome
+    first_url: dict[str, str] = field(default_factory=dict)
+    urls: list[tuple[str, str, str, datetime]] = field(default_factory=list)  # for article_urls
+    stored: set[str] = field(default_factory=set)
+    filtered_old: set[str] = field(default_factory=set)  # published before --since
+    failed: set[str] = field(default_factory=set)
+    via: Counter[str] = field(default_factory=Counter)  # discovery source -> IDs
+
+    def add_discoveries(self, rows: Iterable[dict[str, Any]]) -> None:
+        for row in rows:
+            aid, url = str(row.get("article_id") or ""), str(row.get("url") or "")
+            if not aid or not url:
+                continue
+            via = str(row.get("via") or "")
+            at = row.get("at")
+            seen = datetime.fromisoformat(at) if isinstance(at, str) else datetime.now(UTC)
+            self.urls.append((aid, url, via, seen))
+            if aid not in self.decided and row.get("outcome") != "alias":
+                self.decided[aid] = str(row.get("outcome"))
+                self.first_url[aid] = url
+                self.via[via.split(":", 1)[0] or "?"] += 1
+
+    def add_failures(self, failures: Iterable[Failure]) -> None:
+        self.failed.update(f.article_id for f in failures if f.article_id)
+
+    @property
+    def discovered(self) -> int:
+        return len(self.decided)
+
+    def outcome(self, aid: str) -> str:
+        """``stored``, ``skipped_known``/``skipped_old``/``deferred``, ``failed`` or ``lost``."""
+        if aid in self.stored:
+            return "stored"
+        decided = self.decided.get(aid)
+        if decided in SKIPPED:
+            return SKIPPED[decided]
+        if aid in self.filtered_old:
+            return "skipped_old"
+        if aid in self.failed:
+            return "failed"
+        return "lost"
+
+    def tally(self) -> Counter[str]:
+        return Counter(self.outcome(aid) for aid in self.decided)
+
+    def lost(self) -> list[Failure]:
+        """An ``accounting`` failure for every discovered ID with no outcome."""
+        now = datetime.now(UTC)
+        return [
+            Failure(url=self.first_url[aid], stage="accounting", reason="lost",
+                    detail="discovered, then neither stored, skipped nor failed",
+                    at=now, article_id=aid)
+            for aid in self.decided
+            if self.outcome(aid) == "lost"
+        ]
+
+    def check(self) -> dict[str, int]:
+        """The invariant's figures: discovered, stored, skipped, failed, lost."""
+        t = self.tally()
+        skipped = t["skipped_known"] + t["skipped_old"] + t["deferred"]
+        figures = {
+            "discovered": self.discovered,
+            "stored": t["stored"],
+            "skipped": skipped,
+            "skipped_known": t["skipped_known"],
+            "skipped_old": t["skipped_old"],
+            "deferred": t["deferred"],
+            "failed": t["failed"],
+            "lost": t["lost"],
+        }
+        assert figures["discovered"] == figures["stored"] + skipped + t["failed"] + t["lost"]
+        return figures
+
+
+__all__ = ["Accounting"]
