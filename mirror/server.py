@@ -176,6 +176,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "BaotintucMirror/1.0"
     sys_version = ""
     timeout = 30  # idle keep-alive connections are dropped after this
+    _aborted = False  # set by the reset fault
 
     # --- plumbing -------------------------------------------------------------------
     def setup(self) -> None:
@@ -216,6 +217,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     # --- entry points ---------------------------------------------------------------
+    def handle_one_request(self) -> None:
+        try:
+            super().handle_one_request()
+        except ValueError:  # http.server's final flush on a stream the reset fault closed
+            if not self._aborted:
+                raise
+
     def do_GET(self) -> None:
         self._handle()
 
@@ -332,6 +340,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _reset(self) -> None:
         """Abort the TCP connection: SO_LINGER 0 then close sends RST instead of FIN."""
         self.close_connection = True
+        self._aborted = True
         conn = self.connection
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         for f in (self.rfile, self.wfile):
