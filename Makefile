@@ -1,20 +1,35 @@
 # baotintuc-pipeline: the two commands on a fresh machine are `make run` and `make test`.
+# `make run` installs the runtime dependencies only (requirements/runtime.lock); `make test`
+# adds the dev tools (requirements/dev.lock: pytest, ruff, playwright). Both locks pin the
+# whole tree with hashes, so every clone gets the same versions. `make lock` refreshes them.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BTT := $(VENV)/bin/baotintuc
-STAMP := $(VENV)/.installed-stamp
+PIP := $(PY) -m pip install -q --disable-pip-version-check
+RUNTIME := $(VENV)/.runtime-installed
+DEV := $(VENV)/.dev-installed
+LOCK := uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes -q
 
-.PHONY: setup run demo test test-fast test-browser lint serve mirror bench-extraction bench-incremental clean
+.PHONY: setup setup-dev run demo test test-fast test-browser lint serve mirror lock \
+	bench-extraction bench-incremental bench-mirror clean
 
-$(STAMP): pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@$(PY) -m pip install -q --disable-pip-version-check -U pip
-	@$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
-	@touch $(STAMP)
+$(PY):
+	$(PYTHON) -m venv $(VENV)
 
-setup: $(STAMP) ## create .venv and install the project
+# The locked tree (hash-checked), then the project itself without resolving anything.
+$(RUNTIME): requirements/runtime.lock pyproject.toml | $(PY)
+	$(PIP) -r requirements/runtime.lock
+	$(PIP) --no-deps -e .
+	@touch $@
+
+$(DEV): requirements/dev.lock pyproject.toml $(RUNTIME)
+	$(PIP) -r requirements/dev.lock
+	@touch $@
+
+setup: $(RUNTIME) ## .venv with the runtime dependencies and the project
+setup-dev: $(DEV) ## ... plus pytest, ruff, playwright
 
 run: setup ## the main job against the live site
 	@$(BTT) crawl
@@ -22,29 +37,37 @@ run: setup ## the main job against the live site
 demo: setup ## the same job against the bundled offline mirror, then a few SQL results
 	@$(BTT) demo
 
-test: setup ## the whole test suite
+test: setup-dev ## the whole test suite
 	$(PY) -m pytest -q
 
-test-browser: setup
+test-browser: setup-dev
 	$(PY) -m pytest -q -m browser
 
-test-fast: setup
+test-fast: setup-dev
 	$(PY) -m pytest -q -m "not slow and not browser"
 
-lint: setup
+lint: setup-dev
 	$(VENV)/bin/ruff check .
 
 serve: setup ## Prefect server on 127.0.0.1 + scheduled deployments
 	@$(BTT) serve
 
-mirror: setup ## build and serve the offline mirror on 127.0.0.1:8765
+mirror: setup ## build (when needed) and serve the demo mirror on 127.0.0.1:8765
 	@$(BTT) mirror serve
 
-bench-extraction: setup ## extraction figures: fixtures + ScrapingHub benchmark
+lock: setup-dev ## re-resolve requirements/*.lock from pyproject.toml (needs PyPI)
+	$(PIP) uv
+	$(VENV)/bin/$(LOCK) -o requirements/runtime.lock
+	$(VENV)/bin/$(LOCK) --extra dev -c requirements/runtime.lock -o requirements/dev.lock
+
+bench-extraction: setup-dev ## extraction figures: fixtures + ScrapingHub benchmark
 	$(PY) -m bench.extraction --check
 
-bench-incremental: setup
+bench-incremental: setup-dev
 	$(PY) -m bench.incremental
+
+bench-mirror: setup-dev ## build a 100,000-article mirror, measure its size and serving cost
+	$(PY) -m bench.mirror
 
 clean:
 	rm -rf data/runs data/httpcache data/mirror

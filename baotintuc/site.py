@@ -1,6 +1,6 @@
 """What is known about baotintuc.vn itself: its categories and feeds.
 
-Facts come from ``shared/baotintuc/STRUCTURE.md`` (the real 2025 menus). The slug of a
+Facts come from ``docs/site-structure.md`` (the real 2025 menus). The slug of a
 category has changed over time, so categories are keyed on their numeric id.
 """
 

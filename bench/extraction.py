@@ -25,7 +25,6 @@ import dataclasses
 import gzip
 import importlib
 import json
-import os
 import re
 import statistics
 import sys
@@ -40,6 +39,7 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FIXTURES = REPO_ROOT / "tests" / "resources" / "baotintuc"
+AEB_DIR = REPO_ROOT / "bench" / "aeb"
 BODY_FIELDS = frozenset({"body_text", "body_markdown"})
 BODY_F1_TARGET = 0.98
 TIMED_PASSES = 3
@@ -373,14 +373,9 @@ class AebPage:
     html: bytes
 
 
-def shared_dir() -> Path:
-    """``$BTT_SHARED_DIR``, else ``<repo>/../shared``."""
-    env = os.environ.get("BTT_SHARED_DIR")
-    return Path(env) if env else REPO_ROOT.parent / "shared"
-
-
 def default_aeb_dir() -> Path:
-    return shared_dir() / "bench" / "aeb"
+    """``bench/aeb`` of the checkout: the AEB data ships with the repository (MIT)."""
+    return AEB_DIR
 
 
 def load_aeb(aeb_dir: Path, limit: int | None = None) -> list[AebPage]:
@@ -712,12 +707,13 @@ def run_aeb(
     generic_spec: str | None,
     diagnose: bool = False,
 ) -> bool | None:
-    """Part 2. Returns whether generic F1 >= plain F1, or None when it could not compare."""
+    """Part 2. Returns whether generic F1 >= plain F1 (False when the data is missing), or
+    None when it could not compare."""
     print("== 2. ScrapingHub article-extraction benchmark (AEB) ==")
     if not (aeb_dir / "ground-truth.json").exists():
-        print(f"SKIP: AEB data not found at {aeb_dir} (set --aeb-dir or BTT_SHARED_DIR)")
-        result["aeb"] = {"skipped": f"missing {aeb_dir}"}
-        return None
+        print(f"FAIL: AEB data not found at {aeb_dir} (it ships in bench/aeb; see --aeb-dir)")
+        result["aeb"] = {"missing": str(aeb_dir)}
+        return False
     pages = load_aeb(aeb_dir, limit)
     extractors: dict[str, Extractor] = {"trafilatura (plain)": plain_trafilatura}
     candidate: str | None = None
@@ -779,7 +775,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--aeb-dir",
         type=Path,
         default=None,
-        help="AEB data (default: $BTT_SHARED_DIR or <repo>/../shared, bench/aeb)",
+        help=f"AEB data (default: {AEB_DIR.relative_to(REPO_ROOT)})",
     )
     ap.add_argument("--fixtures", type=Path, default=DEFAULT_FIXTURES)
     ap.add_argument("--json", type=Path, default=None, help="write every figure here")

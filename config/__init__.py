@@ -22,7 +22,23 @@ from pydantic_settings import (
 )
 
 SETTINGS_FILE = Path(__file__).with_name("settings.toml")
+# The folder holding the project's packages: the checkout, or site-packages when installed
+# with ``pip install .``. For code and packaged files only; data paths use data_root().
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def is_checkout(folder: Path) -> bool:
+    return (folder / "pyproject.toml").is_file() and (folder / "config" / "settings.toml").is_file()
+
+
+def data_root() -> Path:
+    """Where relative data paths (``data/…``) resolve: ``$BTT_ROOT``; else the checkout when
+    the code runs from one; else the current directory (an installed package never writes
+    into site-packages)."""
+    env = os.environ.get("BTT_ROOT")
+    if env:
+        return Path(env).resolve()
+    return PROJECT_ROOT if is_checkout(PROJECT_ROOT) else Path.cwd().resolve()
 
 
 class ConfigError(ValueError):
@@ -191,7 +207,7 @@ def _describe(err: ValidationError) -> str:
 
 
 def load_settings(root: Path | None = None, **overrides: Any) -> Settings:
-    """Load settings; relative paths resolve against ``root`` (default: project root).
+    """Load settings; relative paths resolve against ``root`` (default: :func:`data_root`).
 
     Raises:
         ConfigError: naming each invalid setting and its environment variable.
@@ -200,7 +216,7 @@ def load_settings(root: Path | None = None, **overrides: Any) -> Settings:
         settings = Settings(**overrides)
     except ValidationError as err:
         raise ConfigError(_describe(err)) from None
-    base = root or Path(os.environ.get("BTT_ROOT", PROJECT_ROOT))
+    base = root or data_root()
     settings.paths = settings.paths.resolved(base)
     if not settings.mirror.site_dir.is_absolute():
         settings.mirror.site_dir = base / settings.mirror.site_dir
@@ -259,6 +275,7 @@ __all__ = [
     "QualitySettings",
     "Settings",
     "WarehouseSettings",
+    "data_root",
     "get_settings",
     "load_settings",
     "normalize_origin",

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import html
 import re
-from pathlib import Path
+from collections.abc import Iterable
 
+from mirror.sources import SourcePage
 from mirror.text import collapse
 
 PROVINCES = (
@@ -253,11 +254,11 @@ _P_RE = re.compile(r"<p>(.*?)</p>", re.S)
 _TAG_RE = re.compile(r"<[^>]+>")
 
 
-def real_paragraphs(pages_dir: Path) -> list[str]:
+def real_paragraphs(pages: Iterable[SourcePage]) -> list[str]:
     """Body paragraphs of the real 2025 pages, decoded, in file order."""
     out: list[str] = []
-    for file in sorted(pages_dir.glob("article_*.html")):
-        page = file.read_text(encoding="utf-8")
+    for source in pages:
+        page = source.text
         i, j = page.find('<div id="divfirst">'), page.find('<div class="author">')
         if i < 0 or j < 0:
             continue

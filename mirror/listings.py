@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-from baotintuc.site import CANONICAL_ORIGIN
+from baotintuc.site import CANONICAL_ORIGIN, CATEGORIES_BY_ID, Category
+from mirror import sources
 from mirror.model import Article
 from mirror.shell import thumb_url
-from mirror.template import cut, fill, slot, sub1, threadbar_html
+from mirror.template import Template, category_subs, cut, slot, sub1, threadbar_html
 from mirror.text import attr, numeric_entities
 
-SHELL_GLOB = "listing_*.html"
 PER_PAGE = 20
 WINDOW = 6  # numbered links shown, as on the real page (1..6 + Tiếp)
 
@@ -28,8 +27,8 @@ class Header:
 
 
 class ListingShell:
-    def __init__(self, pages_dir: Path) -> None:
-        page = next(iter(sorted(pages_dir.glob(SHELL_GLOB)))).read_text(encoding="utf-8")
+    def __init__(self) -> None:
+        page = sources.listing_page().text
         page = sub1(page, r"<title>.*?</title>", "title")
         page = sub1(page, r'<meta name="description" content="[^"]*" />', "desc")
         page = sub1(page, r'<meta property="og:title" content="[^"]*" />', "og_title")
@@ -54,7 +53,7 @@ class ListingShell:
         page = sub1(page, r'(?<=<ul class="list-pagination">).*?(?=</ul>)', "pages")
         if "20250712205905640" in page.split(slot("items"))[1].split('<div class="right-bar">')[0]:
             raise ValueError("listing shell still carries real items")
-        self.template = page
+        self.template = Template(page)
 
     def render(
         self,
@@ -79,7 +78,20 @@ class ListingShell:
             "items": "".join(_item(a) for a in arts),
             "pages": pagination(header.path, page, n_pages),
         }
-        return fill(self.template, values)
+        return self.template.render(values)
+
+
+def pages_for(n_items: int) -> int:
+    """Listing pages for ``n_items`` articles (an empty listing still has its page 1)."""
+    return max(1, -(-n_items // PER_PAGE))
+
+
+def category_header(cat: Category) -> Header:
+    """The header of a category listing, as the real listing page prints it."""
+    top = CATEGORIES_BY_ID.get(cat.parent_id, cat)
+    return Header(top.name if cat is top else cat.name, cat.listing_path,
+                  category_subs(top) if cat is top else (),
+                  f"Tin tức {cat.name}", f"Tin tức {cat.name} mới nhất - baotintuc.vn")
 
 
 def page_path(first: str, page: int) -> str:

@@ -1,7 +1,7 @@
 """The real 2025 pages: served byte for byte; metadata read from their <head> for listings.
 
-Their ground truth is not computed here: it is the parser engineer's frozen
-``tests/resources/baotintuc/expected.json`` (values checked by reading the pages). When that
+Their ground truth is not computed here: it is the parser engineer's frozen truth (values
+checked by reading the pages), copied into ``mirror/inputs/real-truth.json``. When that
 file is missing the pages are still served and listed, and manifest.json says so.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -17,7 +18,9 @@ from typing import Any
 
 from baotintuc.site import CATEGORIES_BY_ID
 from baotintuc.urls import article_id, listing_info, to_canonical
+from mirror import sources
 from mirror.model import Article
+from mirror.sources import SourcePage
 
 TRUTH_KEYS = (
     "article_id",
@@ -50,17 +53,18 @@ def _meta(page: str, prop: str) -> str:
     return html.unescape(m.group(1)).strip()
 
 
-def read_real_pages(pages_dir: Path) -> list[RealPage]:
+def read_real_pages(pages: Iterable[SourcePage] | None = None) -> list[RealPage]:
+    """The real article pages (default: the package's inputs) with their metadata."""
     out: list[RealPage] = []
-    for file in sorted(pages_dir.glob("article_*.html")):
-        data = file.read_bytes()
-        page = data.decode("utf-8")
+    for source in sources.article_pages() if pages is None else pages:
+        data = source.data
+        page = source.text
         url = _meta(page, "og:url")
         aid = article_id(url)
         cate = re.search(r'<h4 class="cate">\s*<a href="([^"]+)"', page)
         info = listing_info(cate.group(1)) if cate else None
         if aid is None or info is None:
-            raise ValueError(f"{file.name}: no article id or category link")
+            raise ValueError(f"{source.name}: no article id or category link")
         art = Article(
             article_id=aid,
             path=url.split("baotintuc.vn", 1)[1],
@@ -70,7 +74,7 @@ def read_real_pages(pages_dir: Path) -> list[RealPage]:
             published_at=datetime.fromisoformat(_meta(page, "article:published_time")),
             thumb=_meta(page, "og:image"),
             origin="real",
-            real_file=file.name,
+            real_file=source.name,
         )
         out.append(RealPage(art, data))
     return out

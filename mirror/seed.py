@@ -8,7 +8,6 @@ the absence of related links.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from baotintuc.site import CATEGORIES_BY_ID
 from baotintuc.urls import article_id
@@ -26,8 +25,8 @@ RECONSTRUCTED = [
 ]
 
 
-def build_seed(seed_file: Path) -> Article:
-    raw = seed_file.read_text(encoding="utf-8")
+def build_seed(raw: str) -> Article:
+    """The seed article from its text (``mirror/inputs/seed-article.txt``)."""
     url = next(line.split("URL:", 1)[1].strip() for line in raw.splitlines() if "URL:" in line)
     aid = article_id(url)
     assert aid is not None

@@ -1,7 +1,10 @@
 """HTTP server for the offline mirror, with per-path fault injection.
 
 Serves the files of a site directory on 127.0.0.1 (ThreadingHTTPServer in a daemon thread)
-with ETag / Last-Modified and 304 answers, logs every request for tests, and can make any
+and, for a big build, the pages it renders on request from the build's plan
+(``<out>/plan.sqlite`` beside ``<out>/site``; see :mod:`mirror.ondemand`); a file always
+wins over the plan, so tests can still edit or replace any page. ETag / Last-Modified and
+304 answers, a request log for tests (bounded on request), and it can make any
 path misbehave (status codes, 429, hangs, resets, truncation, wrong type, huge pages,
 bad UTF-8, redirect loops, off-site redirects, empty bodies). Every fault is bounded in
 time, and leaving the context manager stops the server even while handlers hang.
@@ -12,17 +15,25 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import mimetypes
+import re
 import socket
 import struct
 import threading
+from collections import OrderedDict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 from urllib.parse import quote, unquote, urlsplit
+
+from mirror.plan import PLAN_FILE
+from mirror.sitemaps import is_sitemap_path
+
+if TYPE_CHECKING:
+    from mirror.ondemand import OnDemandPages
 
 FaultKind = Literal[
     "status",  # answer ``status`` (500/503/404 ...) with a small HTML body
@@ -40,6 +51,8 @@ FaultKind = Literal[
 
 FAULT_KINDS: tuple[str, ...] = FaultKind.__args__  # type: ignore[attr-defined]
 OFFSITE_ORIGIN = "http://example.invalid"
+ETAG_CACHE = 4096  # file ETags kept (by path, mtime, size)
+_SITEMAP_LINE = re.compile(rb"^Sitemap:[^\n]*\n?", re.M | re.I)
 INVALID_UTF8 = b"\xff\xfe\xc3\x28\xa0\xa1"
 
 
@@ -163,6 +176,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "BaotintucMirror/1.0"
     sys_version = ""
     timeout = 30  # idle keep-alive connections are dropped after this
+    _aborted = False  # set by the reset fault
 
     # --- plumbing -------------------------------------------------------------------
     def setup(self) -> None:
@@ -203,6 +217,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     # --- entry points ---------------------------------------------------------------
+    def handle_one_request(self) -> None:
+        try:
+            super().handle_one_request()
+        except ValueError:  # http.server's final flush on a stream the reset fault closed
+            if not self._aborted:
+                raise
+
     def do_GET(self) -> None:
         self._handle()
 
@@ -223,12 +244,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     # --- normal files ---------------------------------------------------------------
     def _serve(self, path: str, logged: str) -> None:
-        file = self.server.mirror.resolve(path)
-        if file is None:
+        found = self.server.mirror.lookup(path)
+        if found is None:
             self._log(logged, 404)
             self._send(404, b"<html><body><h1>404 Not Found</h1></body></html>")
             return
-        etag, mtime = self.server.mirror.validators(file)
+        body, content_type, etag, mtime = found
         last_modified = formatdate(mtime, usegmt=True)
         if self._not_modified(etag, mtime):
             self._log(logged, 304)
@@ -238,12 +259,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             return
         self._log(logged, 200)
-        self._send(
-            200,
-            file.read_bytes(),
-            content_type_for(file),
-            {"ETag": etag, "Last-Modified": last_modified},
-        )
+        self._send(200, body, content_type, {"ETag": etag, "Last-Modified": last_modified})
 
     def _not_modified(self, etag: str, mtime: float) -> bool:
         inm = self.headers.get("If-None-Match")
@@ -260,9 +276,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     # --- faults ---------------------------------------------------------------------
     def _page_bytes(self, path: str) -> bytes:
-        file = self.server.mirror.resolve(path)
-        if file is not None:
-            return file.read_bytes()
+        found = self.server.mirror.lookup(path)
+        if found is not None:
+            return found[0]
         return (
             b'<!DOCTYPE html><html lang="vi"><head><meta charset="utf-8"><title>x</title>'
             b"</head><body><p>Trang th\xe1\xbb\xad nghi\xe1\xbb\x87m.</p></body></html>"
@@ -324,6 +340,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _reset(self) -> None:
         """Abort the TCP connection: SO_LINGER 0 then close sends RST instead of FIN."""
         self.close_connection = True
+        self._aborted = True
         conn = self.connection
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         for f in (self.rfile, self.wfile):
@@ -356,6 +373,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
 
 
+def etag_of(body: bytes) -> str:
+    """A strong ETag from the content hash."""
+    return '"' + hashlib.sha1(body).hexdigest()[:20] + '"'
+
+
 class MirrorServer:
     """Serve ``site_dir`` over HTTP on ``host:port`` (0 = any free port) in a thread.
 
@@ -370,17 +392,30 @@ class MirrorServer:
         port: int = 0,
         faults: dict[str, Fault] | None = None,
         verbose: bool = False,
+        *,
+        plan: Path | None = None,
+        sitemaps: bool = True,
+        log_limit: int | None = None,
     ) -> None:
+        """``plan``: the build plan to render missing pages from (default: ``plan.sqlite``
+        beside ``site_dir`` when there is one). ``sitemaps=False`` serves the mirror as if
+        the site had none (404, no ``Sitemap:`` line in robots.txt). ``log_limit`` keeps
+        only the newest N request records (None: all; long-running servers bound it)."""
         self.site_dir = Path(site_dir).resolve()
+        default_plan = self.site_dir.parent / PLAN_FILE
+        self.plan_file = plan if plan is not None else (
+            default_plan if default_plan.is_file() else None)
+        self.sitemaps = sitemaps
+        self._pages: OnDemandPages | None = None
         self.host = host
         self.port = port
         self.verbose = verbose
         self._faults = _FaultState(faults)
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._requests: list[RequestRecord] = []
+        self._requests: deque[RequestRecord] = deque(maxlen=log_limit)
         self._conns: set[socket.socket] = set()
-        self._etags: dict[tuple[Path, int, int], str] = {}
+        self._etags: OrderedDict[tuple[Path, int, int], str] = OrderedDict()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -388,6 +423,10 @@ class MirrorServer:
     def start(self) -> MirrorServer:
         if not self.site_dir.is_dir():
             raise FileNotFoundError(f"mirror site directory not found: {self.site_dir}")
+        if self.plan_file is not None and self._pages is None:
+            from mirror.ondemand import OnDemandPages  # imports the page shells
+
+            self._pages = OnDemandPages(self.plan_file)
         self._stop.clear()
         httpd = _Server((self.host, self.port), _Handler)
         httpd.mirror = self
@@ -417,6 +456,9 @@ class MirrorServer:
         httpd.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        if self._pages is not None:
+            self._pages.close()
+            self._pages = None
 
     def __enter__(self) -> MirrorServer:
         return self.start()
@@ -471,7 +513,27 @@ class MirrorServer:
             else:
                 self._conns.discard(conn)
 
-    # --- files ----------------------------------------------------------------------
+    # --- content --------------------------------------------------------------------
+    def lookup(self, path: str) -> tuple[bytes, str, str, float] | None:
+        """(body, content type, ETag, mtime) for a decoded URL path, or None (404).
+
+        A file of the site first, else a page rendered from the plan."""
+        if not self.sitemaps and is_sitemap_path(path):
+            return None
+        file = self.resolve(path)
+        if file is not None:
+            body = file.read_bytes()
+            if not self.sitemaps and file.name == "robots.txt" and file.parent == self.site_dir:
+                body = _SITEMAP_LINE.sub(b"", body)
+                return body, content_type_for(file), etag_of(body), file.stat().st_mtime
+            etag, mtime = self.validators(file, body)
+            return body, content_type_for(file), etag, mtime
+        if self._pages is not None:
+            page = self._pages.page(path)
+            if page is not None:
+                return page[0], "text/html; charset=utf-8", page[1], self._pages.mtime
+        return None
+
     def resolve(self, path: str) -> Path | None:
         """The file for a decoded URL path (``/`` and directories → index.html), or None."""
         rel = path.lstrip("/")
@@ -482,16 +544,18 @@ class MirrorServer:
             candidate = candidate / "index.html"
         return candidate if candidate.is_file() else None
 
-    def validators(self, file: Path) -> tuple[str, float]:
+    def validators(self, file: Path, body: bytes | None = None) -> tuple[str, float]:
         """(ETag from the content hash, mtime); hashes cached by (path, mtime, size)."""
         st = file.stat()
         key = (file, st.st_mtime_ns, st.st_size)
         with self._lock:
             etag = self._etags.get(key)
         if etag is None:
-            etag = '"' + hashlib.sha1(file.read_bytes()).hexdigest()[:20] + '"'
+            etag = etag_of(file.read_bytes() if body is None else body)
             with self._lock:
                 self._etags[key] = etag
+                while len(self._etags) > ETAG_CACHE:
+                    self._etags.popitem(last=False)
         return etag, st.st_mtime
 
     def iter_files(self) -> Iterator[Path]:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from pathlib import Path
 
 from baotintuc.site import CANONICAL_ORIGIN, CATEGORIES_BY_ID
+from mirror import sources
 from mirror.model import Article, Block, Byline, Figure
-from mirror.template import category_subs, cut, fill, slot, sub1, threadbar_html
+from mirror.template import Template, category_subs, cut, slot, sub1, threadbar_html
 from mirror.text import attr, entities, iso, numeric_entities, visible_date
 
 SHELL_FILE = "article_20250712205905640_phap-luat.html"
@@ -28,8 +28,8 @@ _OLD_DATE_VISIBLE = "Thứ Bảy, 12/07/2025 21:11"
 class ArticleShell:
     """Render :class:`Article` objects into the real page shell."""
 
-    def __init__(self, pages_dir: Path) -> None:
-        page = (pages_dir / SHELL_FILE).read_text(encoding="utf-8")
+    def __init__(self) -> None:
+        page = sources.page(SHELL_FILE).text
         contents_start = '<div id="divfirst">'
         i = page.index(contents_start)
         j = page.index('<div id="divend">', i)
@@ -78,7 +78,7 @@ class ArticleShell:
         for old in (_OLD_ID, _OLD_SLUG, _OLD_TITLE, sapo_old.group(1)):
             if old in page:
                 raise ValueError(f"shell still carries {old!r}")
-        self.template = page
+        self.template = Template(page)
 
     def render(
         self, art: Article, lookup: Callable[[str], Article | None], comment: str = ""
@@ -115,7 +115,7 @@ class ArticleShell:
             "slug": art.slug,
             "sapo_attr": attr(art.sapo),
         }
-        return fill(self.template, values)
+        return self.template.render(values)
 
     # --- pieces -----------------------------------------------------------------------
     @staticmethod

@@ -6,6 +6,7 @@ give the same articles. These plans are the ground truth of the synthetic pages.
 
 from __future__ import annotations
 
+import math
 import random
 from datetime import datetime, timedelta
 
@@ -24,8 +25,10 @@ from mirror.model import Article, Block, Byline, Figure
 from mirror.text import VN_TZ, id17, slugify
 
 SEED = 20250713
-START = datetime(2025, 5, 1, 0, 0, tzinfo=VN_TZ)
-SPAN_DAYS = 74  # 1 May .. 13 July 2025, the day the real pages end
+END = datetime(2025, 7, 14, 0, 0, tzinfo=VN_TZ)  # the real pages end on 13 July 2025
+EARLIEST = datetime(2014, 1, 1, 0, 0, tzinfo=VN_TZ)
+DEFAULT_COUNT = 360
+DEFAULT_SPAN_DAYS = 74  # 1 May .. 13 July 2025 for the default 360 synthetic articles
 MEDIA_KEYS = (
     "rGkvwNpj74Z1EcpzQ6ltA",
     "e9GdNZvHDFi8lZSWc6ubA",
@@ -74,8 +77,18 @@ _QUALIFIERS = (
     " sau đợt mưa lớn",
     " trên tuyến biên giới",
     " tại khu vực nông thôn",
-    " năm 2025",
+    " năm {year}",
 )
+
+
+def span_days(count: int) -> int:
+    """Days the synthetic articles spread over, ending with the real pages' last day.
+
+    The default density (360 articles in 74 days, ~4.9 a day) until the span reaches
+    2014-01-01; past that (~20,500 articles) the days get fuller instead.
+    """
+    wanted = math.ceil(count * DEFAULT_SPAN_DAYS / DEFAULT_COUNT)
+    return min(max(DEFAULT_SPAN_DAYS, wanted), (END - EARLIEST).days)
 
 
 def _lcfirst(s: str) -> str:
@@ -143,6 +156,8 @@ def _media_url(rng: random.Random, when: datetime, slug: str, n: int) -> str:
 
 def plan_synthetic(count: int, pool: list[str], taken_ids: set[str]) -> list[Article]:
     rng = random.Random(SEED)
+    days = span_days(count)
+    start = END - timedelta(days=days)
     ids, weights = zip(*LEAVES, strict=True)
     titles: set[str] = set()
     out: list[Article] = []
@@ -150,8 +165,8 @@ def plan_synthetic(count: int, pool: list[str], taken_ids: set[str]) -> list[Art
         cat: Category = CATEGORIES_BY_ID[rng.choices(ids, weights)[0]]
         top = CATEGORIES_BY_ID.get(cat.parent_id, cat)
         events, headings, items = TOPICS[top.id]
-        created = START + timedelta(
-            seconds=rng.randrange(SPAN_DAYS * 86400), milliseconds=rng.randrange(1000)
+        created = start + timedelta(
+            seconds=rng.randrange(days * 86400), milliseconds=rng.randrange(1000)
         )
         aid = id17(created)
         while aid in taken_ids:
@@ -163,7 +178,7 @@ def plan_synthetic(count: int, pool: list[str], taken_ids: set[str]) -> list[Art
         title = ""
         for _ in range(50):
             event = rng.choice(events)
-            qual = rng.choice(_QUALIFIERS)
+            qual = rng.choice(_QUALIFIERS).format(year=published.year)
             title = rng.choice(
                 (
                     f"{event} tại {province}{qual}",

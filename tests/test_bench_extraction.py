@@ -15,8 +15,6 @@ from bench.extraction import PRF, token_prf
 
 AEB_DIR = bx.default_aeb_dir()
 FIXTURES = bx.DEFAULT_FIXTURES
-HAVE_AEB = (AEB_DIR / "ground-truth.json").exists()
-HAVE_FIXTURES = (FIXTURES / "expected.json").exists()
 
 
 def approx(prf: PRF) -> tuple[float, float, float]:
@@ -72,7 +70,8 @@ def test_shingles_and_upstream_f1() -> None:
 
 
 def test_metric_agrees_with_project_token_f1() -> None:
-    text = pytest.importorskip("baotintuc.text")
+    from baotintuc import text
+
     pairs = [
         ("Tin, ảnh: Minh Anh - Ngọc Thành (TTXVN)", "minh anh ngọc thành"),
         ("a a b c", "a b b"),
@@ -160,10 +159,9 @@ def test_fixture_scoring_on_fake_parser(tmp_path: Path) -> None:
     assert targets["title exact = 100%"] is False
 
 
-@pytest.mark.skipif(not HAVE_FIXTURES, reason="no tests/resources/baotintuc/expected.json")
 def test_fixture_harness_on_real_fixtures() -> None:
-    parsers = pytest.importorskip("baotintuc.parsers")
-    text = pytest.importorskip("baotintuc.text")
+    from baotintuc import parsers, text
+
     cases = bx.load_fixtures(FIXTURES)
     assert cases
     rep = bx.evaluate_fixtures(cases, parsers.parse_article, passes=1, project_f1=text.token_f1)
@@ -179,13 +177,10 @@ def test_fixture_harness_on_real_fixtures() -> None:
 
 @pytest.fixture(scope="module")
 def aeb_sample() -> list[bx.AebPage]:
-    if not HAVE_AEB:
-        pytest.skip(f"no AEB data at {AEB_DIR}")
     return bx.load_aeb(AEB_DIR, limit=5)
 
 
 def test_aeb_plain_vs_generic_sample(aeb_sample: list[bx.AebPage]) -> None:
-    pytest.importorskip("baotintuc.parsers.generic")
     name, generic = bx.resolve_generic()
     runs = bx.evaluate_extractors(aeb_sample, {"plain": bx.plain_trafilatura, name: generic})
     for run in runs.values():
@@ -199,15 +194,21 @@ def test_aeb_plain_vs_generic_sample(aeb_sample: list[bx.AebPage]) -> None:
     assert gen >= plain - 0.02, f"generic {gen:.4f} < plain {plain:.4f} - 0.02"
 
 
-def test_cli_skips_missing_aeb(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_aeb_data_ships_with_the_repository() -> None:
+    truth = json.loads((AEB_DIR / "ground-truth.json").read_text(encoding="utf-8"))
+    pages = sorted(p.name.removesuffix(".html.gz") for p in (AEB_DIR / "html").glob("*.gz"))
+    assert len(truth) == 181 and pages == sorted(truth)
+    assert "MIT" in (AEB_DIR / "LICENSE").read_text(encoding="utf-8")
+    assert AEB_DIR.resolve().is_relative_to(bx.REPO_ROOT.resolve())
+
+
+def test_cli_fails_on_missing_aeb(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc = bx.main(["--skip-fixtures", "--aeb-dir", str(tmp_path / "none"), "--check"])
-    assert rc == 0
-    assert "SKIP: AEB data not found" in capsys.readouterr().out
+    assert rc == 1
+    assert "FAIL: AEB data not found" in capsys.readouterr().out
 
 
 def test_cli_json_on_two_pages(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    if not HAVE_AEB:
-        pytest.skip(f"no AEB data at {AEB_DIR}")
     out = tmp_path / "out.json"
     rc = bx.main(["--skip-fixtures", "--limit", "2", "--json", str(out)])
     assert rc == 0

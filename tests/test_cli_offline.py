@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, cli_env
+from tests.conftest import BAOTINTUC, REPO, cli_env
 
 
 def _online() -> bool:
@@ -36,7 +36,7 @@ def test_make_run_offline_fails_fast_and_clearly(tmp_path: Path) -> None:
 
 def test_bad_configuration_fails_at_start_naming_the_setting(tmp_path: Path) -> None:
     env = cli_env(tmp_path) | {"BTT_CRAWL__DOWNLOAD_DELAY": "-1"}
-    proc = subprocess.run([str(REPO / ".venv/bin/baotintuc"), "crawl"], cwd=REPO, env=env,
+    proc = subprocess.run([str(BAOTINTUC), "crawl"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 2
     assert "crawl.download_delay" in proc.stderr and "BTT_CRAWL__DOWNLOAD_DELAY" in proc.stderr
