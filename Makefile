@@ -13,7 +13,7 @@ DEV := $(VENV)/.dev-installed
 LOCK := uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes -q
 
 .PHONY: setup setup-dev run demo test test-fast test-browser lint serve mirror lock \
-	bench-extraction bench-incremental bench-mirror clean
+	bench-extraction bench-incremental bench-mirror bench-pipeline clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -71,3 +71,6 @@ bench-mirror: setup-dev ## build a 100,000-article mirror, measure its size and 
 
 clean:
 	rm -rf data/runs data/httpcache data/mirror
+
+bench-pipeline: setup-dev ## the whole pipeline at 1k/10k/100k articles vs bare trafilatura (about an hour)
+	$(PY) -m bench.pipeline --json data/bench/pipeline.json

@@ -132,7 +132,7 @@ class PathSettings(BaseModel):
 class ArchiveSettings(BaseModel):
     segment_pages: int = Field(200, ge=1, le=100_000)
     segment_seconds: float = Field(30.0, gt=0)
-    gzip_level: int = Field(3, ge=1, le=9)
+    gzip_level: int = Field(2, ge=0, le=3)
 
 
 class RunSettings(BaseModel):

@@ -77,7 +77,7 @@ class CrawlRequest(BaseModel):
     archive_prefix: str = Field(min_length=1)
     segment_pages: int = Field(200, ge=1)
     segment_seconds: float = Field(30.0, gt=0)
-    gzip_level: int = Field(3, ge=1, le=9)
+    gzip_level: int = Field(2, ge=0, le=3)
     skip_ids_file: Path | None = None  # ID17s not to fetch (stored, not due)
     recheck_file: Path | None = None  # canonical URLs of stored articles due for a re-check
     httpcache_dir: Path

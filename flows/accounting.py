@@ -10,6 +10,7 @@ run's artifact and recorded as an ``accounting`` failure (so it still ends in
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,25 +27,20 @@ class Accounting:
     """Outcomes per article ID for one run."""
 
     decided: dict[str, str] = field(default_factory=dict)  # id -> spider's first outcome
-    first_url: dict[str, str] = field(default_factory=dict)
-    urls: list[tuple[str, str, str, datetime]] = field(default_factory=list)  # for article_urls
     stored: set[str] = field(default_factory=set)
     filtered_old: set[str] = field(default_factory=set)  # published before --since
     failed: set[str] = field(default_factory=set)
     via: Counter[str] = field(default_factory=Counter)  # discovery source -> IDs
 
     def add_discoveries(self, rows: Iterable[dict[str, Any]]) -> None:
+        """The spider's ``discovered.jsonl`` rows (memory: one short entry per ID)."""
         for row in rows:
-            aid, url = str(row.get("article_id") or ""), str(row.get("url") or "")
-            if not aid or not url:
+            aid = str(row.get("article_id") or "")
+            if not aid or not row.get("url"):
                 continue
-            via = str(row.get("via") or "")
-            at = row.get("at")
-            seen = datetime.fromisoformat(at) if isinstance(at, str) else datetime.now(UTC)
-            self.urls.append((aid, url, via, seen))
             if aid not in self.decided and row.get("outcome") != "alias":
-                self.decided[aid] = str(row.get("outcome"))
-                self.first_url[aid] = url
+                self.decided[aid] = sys.intern(str(row.get("outcome")))
+                via = str(row.get("via") or "")
                 self.via[via.split(":", 1)[0] or "?"] += 1
 
     def add_failures(self, failures: Iterable[Failure]) -> None:
@@ -70,16 +66,20 @@ class Accounting:
     def tally(self) -> Counter[str]:
         return Counter(self.outcome(aid) for aid in self.decided)
 
-    def lost(self) -> list[Failure]:
-        """An ``accounting`` failure for every discovered ID with no outcome."""
+    def lost(self, discoveries: Iterable[dict[str, Any]]) -> list[Failure]:
+        """An ``accounting`` failure for every discovered ID with no outcome, under the
+        first URL it was discovered with (``discoveries``: the same rows again)."""
+        lost = {aid for aid in self.decided if self.outcome(aid) == "lost"}
         now = datetime.now(UTC)
-        return [
-            Failure(url=self.first_url[aid], stage="accounting", reason="lost",
-                    detail="discovered, then neither stored, skipped nor failed",
-                    at=now, article_id=aid)
-            for aid in self.decided
-            if self.outcome(aid) == "lost"
-        ]
+        out: list[Failure] = []
+        for row in discoveries:
+            aid = str(row.get("article_id") or "")
+            if aid in lost:
+                lost.discard(aid)
+                out.append(Failure(url=str(row.get("url")), stage="accounting", reason="lost",
+                                   detail="discovered, then neither stored, skipped nor failed",
+                                   at=now, article_id=aid))
+        return out
 
     def check(self) -> dict[str, int]:
         """The invariant's figures: discovered, stored, skipped, failed, lost."""

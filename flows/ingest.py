@@ -203,7 +203,7 @@ def resume_interrupted(db_path: Path, settings: Settings, since: date | None,
             failures = [Failure.from_json(f) for f in read_jsonl(req.run_dir / "failures.jsonl")]
             with writer(db_path, settings.warehouse) as con:
                 replace_failures(con, run_id, failures, flow_run_id=flow_run_id)
-                record_urls(con, run_id, acc.urls)
+                record_urls(con, run_id, req.run_dir / "discovered.jsonl")
             t = loader.totals.loaded
             counts = {"discovered": acc.discovered, "new": t.new, "updated": t.updated,
                       "unchanged": t.unchanged, "stored": t.stored_ids,
@@ -391,10 +391,11 @@ def _close_books(
     message: str | None,
 ) -> tuple[str, str]:
     """Failures, discovered URLs, the invariant, the verdict, and the ``crawl_runs`` row."""
-    accounting.add_discoveries(read_jsonl(req.run_dir / "discovered.jsonl"))
+    discovered = req.run_dir / "discovered.jsonl"
+    accounting.add_discoveries(read_jsonl(discovered))
     failures = [Failure.from_json(f) for f in read_jsonl(req.run_dir / "failures.jsonl")]
     accounting.add_failures(failures)
-    lost = accounting.lost()
+    lost = accounting.lost(read_jsonl(discovered))
     figures = accounting.check()
     t = loader.totals
     s = summary
@@ -432,7 +433,7 @@ def _close_books(
     s.finished_at = datetime.now(UTC).isoformat()
     with writer(db, settings.warehouse) as con:
         replace_failures(con, req.run_id, [*failures, *lost], flow_run_id=loader.flow_run_id)
-        record_urls(con, req.run_id, accounting.urls)
+        record_urls(con, req.run_id, discovered)
         finish_run(
             con, req.run_id, status=status, message=message or None,
             quality=card.for_warehouse(),

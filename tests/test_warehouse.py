@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
@@ -268,7 +269,9 @@ def test_older_fetch_is_stale_and_skipped(con: duckdb.DuckDBPyConnection) -> Non
     assert table(con, "select title, version from articles") == [("Mới", 1)]
 
 
-def test_failures_segments_and_runs_recorded(con: duckdb.DuckDBPyConnection) -> None:
+def test_failures_segments_and_runs_recorded(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
     start_run(con, "run-1", flow_run_id="flow-1", base_url="http://x", mode="all",
               params={"max_pages": 2}, archive_prefix="run-1", started_at=T0)
     assert table(con, "select status, archive_prefix from crawl_runs") == [("running", "run-1")]
@@ -298,12 +301,18 @@ def test_failures_segments_and_runs_recorded(con: duckdb.DuckDBPyConnection) -> 
         ("run-1", parse_reject.url, "parse", "parse_error:no_title", 200, T0, "flow-1",
          "20240501100000998"),
     ]
-    assert record_urls(con, "run-1", [
-        ("20240501100000123", "https://baotintuc.vn/a-20240501100000123.htm", "rss:x", T0),
-        ("20240501100000123", "https://baotintuc.vn/b-20240501100000123.htm", "listing:y:1", T0),
-    ]) == 2
-    assert table(con, "select count(*) from article_urls where article_id = '20240501100000123'"
-                 ) == [(2,)]
+    discovered = tmp_path / "discovered.jsonl"
+    lines = [
+        {"article_id": "20240501100000123", "url": "https://baotintuc.vn/a-20240501100000123.htm",
+         "via": "rss:x", "outcome": "request", "at": T0.isoformat()},
+        {"article_id": "20240501100000123", "url": "https://baotintuc.vn/b-20240501100000123.htm",
+         "via": "listing:y:1", "outcome": "alias", "at": T0.isoformat()},
+    ]
+    discovered.write_text("".join(json.dumps(x) + "\n" for x in lines) + '{"torn', "utf-8")
+    assert record_urls(con, "run-1", discovered) == 2
+    assert record_urls(con, "run-1", discovered) == 2  # seen again: no duplicate rows
+    assert table(con, "select url, via, first_seen_at from article_urls order by url") == [
+        (lines[0]["url"], "rss:x", T0), (lines[1]["url"], "listing:y:1", T0)]
     finish_run(con, "run-1", status="completed", finished_at=T0 + timedelta(minutes=6),
                quality={"title": {"fill_rate": 1.0, "filled": 1, "total": 1, "threshold": 0.9,
                                   "passed": True}, "sapo": 0.5},

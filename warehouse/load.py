@@ -39,6 +39,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -94,12 +95,6 @@ CHANGE_COLUMNS: dict[str, str] = {
     "replaced_at": "TIMESTAMPTZ",
     "replaced_by_hash": "VARCHAR",
     "changed_fields": "VARCHAR[]",
-}
-URL_COLUMNS: dict[str, str] = {
-    "article_id": "VARCHAR",
-    "url": "VARCHAR",
-    "via": "VARCHAR",
-    "seen_at": "TIMESTAMPTZ",
 }
 CATEGORY_COLUMNS: dict[str, str] = {"id": "INTEGER", "name": "VARCHAR", "parent_id": "INTEGER"}
 RUN_COLUMNS: dict[str, str] = {
@@ -613,30 +608,28 @@ def replace_failures(
         return _insert_failures(con, run_id, failures, flow_run_id)
 
 
-def record_urls(
-    con: duckdb.DuckDBPyConnection,
-    run_id: str,
-    urls: Sequence[tuple[str, str, str, datetime]],
-) -> int:
-    """Remember every ``(article_id, url, via, seen_at)`` a run discovered."""
-    if not urls:
+def record_urls(con: duckdb.DuckDBPyConnection, run_id: str, discovered: Path) -> int:
+    """Remember every URL under which a run discovered an article (``discovered.jsonl``:
+    ``article_id, url, via, at`` per line), read by DuckDB straight from the file."""
+    if not discovered.exists() or discovered.stat().st_size == 0:
         return 0
-    rows = [{"article_id": a, "url": u, "via": v, "seen_at": t} for a, u, v, t in urls]
     with transaction(con):
-        _stage(con, "_load_urls", URL_COLUMNS, rows)
-        con.execute(
+        row = con.execute(
             """
             insert into article_urls (article_id, url, via, first_seen_at, last_seen_at, run_id)
-            select article_id, url, arg_min(via, seen_at), min(seen_at), max(seen_at), ?
-            from _load_urls group by article_id, url
+            select article_id, url, arg_min(via, "at"), min("at"), max("at"), ?
+            from read_json(?, format = 'newline_delimited', ignore_errors = true,
+                           columns = {article_id: 'VARCHAR', url: 'VARCHAR', via: 'VARCHAR',
+                                      outcome: 'VARCHAR', "at": 'TIMESTAMPTZ'})
+            where article_id is not null and url is not null and "at" is not null
+            group by article_id, url
             on conflict (article_id, url) do update set
                 last_seen_at = greatest(article_urls.last_seen_at, excluded.last_seen_at),
                 run_id = excluded.run_id
             """,
-            [run_id],
-        )
-        con.execute("drop table if exists _load_urls")
-    return len(rows)
+            [run_id, str(discovered)],
+        ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def _upsert_run(con: duckdb.DuckDBPyConnection, run: Mapping[str, Any]) -> None:
