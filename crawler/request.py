@@ -80,6 +80,7 @@ class CrawlRequest(BaseModel):
     gzip_level: int = Field(2, ge=0, le=3)
     skip_ids_file: Path | None = None  # ID17s not to fetch (stored, not due)
     recheck_file: Path | None = None  # canonical URLs of stored articles due for a re-check
+    frontier_file: Path | None = None  # backfill: how deep each listing was read
     httpcache_dir: Path
 
     @field_validator("base_url")
@@ -120,6 +121,7 @@ class CrawlRequest(BaseModel):
         archive_dir: Path,
         skip_ids_file: Path | None = None,
         recheck_file: Path | None = None,
+        frontier_file: Path | None = None,
     ) -> CrawlRequest:
         """The run's request: each value is the override when given, else the setting.
 
@@ -165,6 +167,7 @@ class CrawlRequest(BaseModel):
                 gzip_level=settings.archive.gzip_level,
                 skip_ids_file=skip_ids_file,
                 recheck_file=recheck_file,
+                frontier_file=frontier_file if backfill else None,
                 httpcache_dir=settings.paths.data_dir / "httpcache",
             )
         except ValidationError as err:

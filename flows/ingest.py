@@ -316,6 +316,7 @@ def ingest(
         max_pages=max_pages, categories=categories, max_articles=max_articles,
         run_dir=run_dir, archive_dir=settings.paths.raw_dir / started.strftime("%Y-%m-%d"),
         skip_ids_file=run_dir / "skip_ids.txt", recheck_file=run_dir / "recheck_urls.txt",
+        frontier_file=db.with_name(db.name + ".backfill.json"),
     )
     # Before anything is fetched: a warehouse we cannot read, an origin we cannot reach.
     check_readable(db, settings.warehouse)
@@ -341,6 +342,8 @@ def ingest(
             raise
         status, message = _close_books(db, settings, req, accounting, loader, summary, stats,
                                        None, None)
+        if req.frontier_file is not None and stats.get("finish_reason") == "finished":
+            req.frontier_file.unlink(missing_ok=True)  # the backfill is complete
     summary.duration_s = round(time.monotonic() - t0, 2)
     summary.segments = loader.totals.segments
     card = loader.gate.card()

@@ -85,6 +85,7 @@ def make_request(
     categories: list[str] | None = None,
     discover_feed_index: bool = True,
     max_articles: int | None = 0,
+    frontier: Path | None = None,
 ) -> CrawlRequest:
     req = CrawlRequest.resolve(
         load_settings(),
@@ -98,6 +99,7 @@ def make_request(
         run_dir=tmp_path / "run",
         archive_dir=tmp_path / "raw",
         skip_ids_file=skip_ids,
+        frontier_file=frontier,
     )
     return req.model_copy(update={"feeds": feeds, "discover_feed_index": discover_feed_index})
 
@@ -606,3 +608,23 @@ def test_sitemaps_from_robots_index_and_urlset(tmp_path: Path) -> None:
         spider2.parse_robots(TextResponse(req.url, body=b"User-agent: *\n", request=req))
     )
     assert guess.url == f"{BASE}/sitemap.xml"
+
+
+def test_a_restarted_backfill_goes_on_where_it_was(tmp_path: Path) -> None:
+    frontier = tmp_path / "w.duckdb.backfill.json"
+    spider = make_spider(tmp_path, mode="backfill", max_pages=None, since="2025-01-01",
+                         categories=["phap-luat", "the-gioi"], frontier=frontier)
+    assert [r.url for r in _drain_start(spider) if _is_listing(r)] == [
+        f"{BASE}/phap-luat-475ct0.htm", f"{BASE}/the-gioi-130ct0.htm"]
+    out = list(spider.parse_listing(listing_response(page=7)))  # page 7 read, more to come
+    assert [r.meta["page"] for r in out if _is_listing(r)] == [8]
+    spider.frontier.finished("the-gioi-130ct0", 3)
+    spider.closed("shutdown")  # a kill: the frontier is on disk
+    again = make_spider(tmp_path, mode="backfill", max_pages=None, since="2025-01-01",
+                        categories=["phap-luat", "the-gioi"], frontier=frontier)
+    starts = [r for r in _drain_start(again) if _is_listing(r)]
+    assert [(r.url, r.meta["page"]) for r in starts] == [
+        (f"{BASE}/phap-luat-475ct0/trang-6.htm", 6)]  # one page of overlap; the-gioi done
+    other = make_spider(tmp_path, mode="backfill", max_pages=None, since="2024-01-01",
+                        categories=["phap-luat"], frontier=frontier)
+    assert [r.meta["page"] for r in _drain_start(other) if _is_listing(r)] == [1]

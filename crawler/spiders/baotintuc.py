@@ -50,6 +50,7 @@ from baotintuc.urls import (
     to_canonical,
     to_fetch_url,
 )
+from crawler.frontier import Frontier
 from crawler.items import Discovery, Outcome, RawArticle
 from crawler.middlewares import RequestRejected
 from crawler.request import CrawlRequest, current_request
@@ -152,6 +153,7 @@ class BaotintucSpider(scrapy.Spider):
         self.seen_pages: set[str] = set()
         self.print_only: set[str] = set()
         self.requested = 0  # article fetches counted against the run's cap
+        self.frontier = Frontier(req.frontier_file, req.since)
         logger.info(
             "baotintuc crawl %s: base_url=%s mode=%s since=%s max_pages=%s categories=%d "
             "feeds=%d sitemaps=%s cap=%s skip_ids=%d recheck=%d archive=%s/%s-*",
@@ -324,9 +326,12 @@ class BaotintucSpider(scrapy.Spider):
                 yield r
         if req.mode in ("all", "listings", "backfill"):
             for cat in self.categories:
-                r = self._page_request(
-                    cat.listing_path, self.parse_listing, "listing", category=cat.key, page=1
-                )
+                page = self.frontier.start_page(cat.key)
+                if page is None:
+                    self._inc("btt/backfill_categories_done")
+                    continue
+                r = self._page_request(cat.listing_page_path(page), self.parse_listing,
+                                       "listing", category=cat.key, page=page)
                 if r is not None:
                     yield r
 
@@ -477,21 +482,26 @@ class BaotintucSpider(scrapy.Spider):
             yield from self.found(href, response.url, via)
 
         main_ids = [i for i in (article_id(urljoin(response.url, h)) for h in main) if i]
+        self.frontier.reached(cat_key, page)
         max_pages = self.request.max_pages
         if (max_pages is not None and page >= max_pages) or not main_ids:
+            self.frontier.finished(cat_key, page)
             return
         if self.request.since and all(self._too_old(i, PAGINATION_MARGIN) for i in main_ids):
             self._inc("btt/pagination_stopped_by_since")
             logger.info("Listing %s: every item is older than %s, not paginating", via,
                         self.request.since)
+            self.frontier.finished(cat_key, page)
             return
         next_url = self.next_page_url(response, page)
-        if next_url:
-            req = self._page_request(
-                next_url, self.parse_listing, "listing", category=cat_key, page=page + 1
-            )
-            if req is not None:
-                yield req
+        if not next_url:
+            self.frontier.finished(cat_key, page)
+            return
+        req = self._page_request(
+            next_url, self.parse_listing, "listing", category=cat_key, page=page + 1
+        )
+        if req is not None:
+            yield req
 
     def next_page_url(self, response: Response, page: int) -> str | None:
         """The ``Tiếp`` link of the pagination, else the ``/trang-<N+1>.htm`` pattern."""
@@ -630,6 +640,7 @@ class BaotintucSpider(scrapy.Spider):
             yield from self._give_up_or_retry(meta["article_id"])
 
     def closed(self, reason: str) -> None:
+        self.frontier.save(force=True)
         known = set(self.articles)
         orphans = self.print_only - known
         if orphans:
