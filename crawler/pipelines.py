@@ -22,6 +22,7 @@ from twisted.internet import task
 from baotintuc.model import Failure
 from crawler.archive import SegmentWriter
 from crawler.items import Discovery, RawArticle
+from crawler.memory import release_free_memory
 from crawler.request import current_request
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PROGRESS_EVERY_S = 2.0
+TRIM_EVERY_S = 0.5
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -175,9 +177,8 @@ class ProgressExtension:
 
     def write(self) -> None:
         engine = self.crawler.engine
-        queued = 0
-        if engine is not None and engine.slot is not None:
-            queued = len(engine.slot.scheduler) if engine.slot.scheduler else 0
+        scheduler = engine.scheduler if engine is not None else None
+        queued = len(scheduler) if scheduler is not None and hasattr(scheduler, "__len__") else 0
         write_json_atomic(self.path, {**run_counts(self.crawler), "queued": queued,
                                       "at": datetime.now(UTC).isoformat()})
 
@@ -187,10 +188,32 @@ class ProgressExtension:
         self.write()
 
 
+class MemoryTrimExtension:
+    """Every half second, give the memory freed by parsing back to the system."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self._loop = task.LoopingCall(release_free_memory)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        ext = cls(crawler)
+        crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
+        return ext
+
+    def spider_opened(self, spider: Spider) -> None:
+        self._loop.start(TRIM_EVERY_S, now=False)
+
+    def spider_closed(self, spider: Spider, reason: str) -> None:
+        if self._loop.running:
+            self._loop.stop()
+
+
 def _scrapy_version() -> str:
     import scrapy
 
     return scrapy.__version__
 
 
-__all__ = ["ProgressExtension", "RunOutputPipeline", "run_counts", "write_json_atomic"]
+__all__ = ["MemoryTrimExtension", "ProgressExtension", "RunOutputPipeline", "run_counts",
+           "write_json_atomic"]

@@ -15,6 +15,7 @@ from datetime import date
 from pathlib import Path
 
 from config import Settings
+from crawler.memory import release_free_memory
 from flows.accounting import Accounting
 from flows.transform import Gate, Parsed, parse_archive
 from warehouse.db import writer
@@ -80,6 +81,8 @@ class SegmentLoader:
             self.accounting.add_failures([*parsed.rejects, *held])
         log.info("segment %s: %d pages, %d stored, %d rejected, %d held back", path.name,
                  parsed.pages, len(kept), len(parsed.rejects), len(held))
+        del parsed, kept, held
+        release_free_memory()
         return result
 
 
