@@ -46,17 +46,9 @@ DEMO_QUERIES: tuple[tuple[str, str], ...] = (
 
 
 def check_prefect_api(timeout: float = 3.0) -> str | None:
-    """None when no ``PREFECT_API_URL`` is set (ephemeral mode) or it answers, else why."""
-    api = os.environ.get("PREFECT_API_URL", "").strip()
-    if not api:
-        return None
-    why = probe_origin(api, timeout)
-    if why is None:
-        return None
-    return (
-        f"the Prefect API at PREFECT_API_URL={api} is not reachable ({why}); start it with "
-        "`baotintuc serve` or unset PREFECT_API_URL to run with a temporary local server"
-    )
+    """[server branch] Kept for callers; the API is now checked (and the local server
+    started) by ``settings_for_flows``, which every run command calls first."""
+    return None
 
 
 def print_summary(s: RunSummary, db: Path) -> None:
