@@ -71,21 +71,21 @@ def settings_for_flows() -> Settings:
 
     prepare_prefect_env(settings.paths.prefect_home)
     if settings.prefect_server.background or os.environ.get("PREFECT_API_URL"):
+        from flows.abandoned import mark_abandoned_runs
         from flows.prefect_server import ServerUnavailable, ensure_api, use_api
 
         try:
             use_api(ensure_api(settings, announce=lambda line: fail(line, EXIT_OK)))
         except ServerUnavailable as exc:
             raise SystemExit(fail(str(exc))) from None
-    else:  # Prefect's temporary in-process server, one per run
+        try:
+            mark_abandoned_runs()
+        except Exception as exc:  # housekeeping must never block a run
+            logging.getLogger(__name__).warning("could not check for abandoned runs: %s", exc)
+    else:  # Prefect's temporary in-process server, one per run: nothing outlives the run
         os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
-    from flows.abandoned import mark_abandoned_runs
     from flows.runtime import claim_flow_runs
 
-    try:
-        mark_abandoned_runs()
-    except Exception as exc:  # housekeeping must never block a run
-        logging.getLogger(__name__).warning("could not check for abandoned runs: %s", exc)
     claim_flow_runs()
     return settings
 
