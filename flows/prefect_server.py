@@ -193,7 +193,7 @@ class ServerStatus:
         return self.pid is not None
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)  # reap it if it is our own exited child
     try:
@@ -282,7 +282,7 @@ class LocalServer:
             pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-        return pid if _pid_alive(pid) and _looks_like_prefect_server(pid) else None
+        return pid if pid_alive(pid) and _looks_like_prefect_server(pid) else None
 
     def status(self) -> ServerStatus:
         pid = self.pid()
@@ -409,7 +409,7 @@ class LocalServer:
             if found.healthy:
                 # It answers but is not usable (version, auth): waiting won't help.
                 raise ServerUnavailable(f"the Prefect server at {self.api_url} {found.why}")
-            exited = proc.poll() if proc is not None else (None if _pid_alive(pid) else -1)
+            exited = proc.poll() if proc is not None else (None if pid_alive(pid) else -1)
             if exited is not None:
                 raise ServerUnavailable(
                     f"the Prefect server exited (code {exited}) while starting; "
@@ -426,7 +426,7 @@ class LocalServer:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + self.stop_timeout
-        while _pid_alive(pid):
+        while pid_alive(pid):
             if time.monotonic() > deadline:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
