@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 BTT := $(VENV)/bin/baotintuc
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup run demo test test-fast test-browser lint serve mirror bench-extraction bench-incremental clean
+.PHONY: setup run demo test test-fast test-browser lint serve server-stop mirror bench-extraction bench-incremental bench-prefect clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,8 +34,11 @@ test-fast: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 
-serve: setup ## Prefect server on 127.0.0.1 + scheduled deployments
+serve: setup ## register prefect.yaml's schedules, run a worker (the Prefect server outlives it)
 	@$(BTT) serve
+
+server-stop: setup ## stop the local background Prefect server
+	@$(BTT) server stop
 
 mirror: setup ## build and serve the offline mirror on 127.0.0.1:8765
 	@$(BTT) mirror serve
@@ -45,6 +48,9 @@ bench-extraction: setup ## extraction figures: fixtures + ScrapingHub benchmark
 
 bench-incremental: setup
 	$(PY) -m bench.incremental
+
+bench-prefect: setup ## CLI overhead: background Prefect server vs temporary one
+	$(PY) -m bench.prefect_overhead
 
 clean:
 	rm -rf data/runs data/httpcache data/mirror
