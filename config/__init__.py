@@ -125,6 +125,8 @@ class PrefectServerSettings(BaseModel):
     startup_timeout_seconds: float = Field(90, gt=0)
     stop_timeout_seconds: float = Field(10, gt=0)
     log_level: str = Field("WARNING", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
+    heartbeat_seconds: int = Field(30, ge=30)  # Prefect's minimum is 30
+    crash_silent_runs_after_seconds: int = Field(150, ge=60)
 
 
 class MirrorSettings(BaseModel):

@@ -102,3 +102,65 @@ def mark_abandoned_runs(client: Any | None = None, limit: int = 200) -> list[str
         log.warning("flow run %s (%s): %s", run.name, run.id, message)
         crashed.append(str(run.id))
     return crashed
+
+
+HEARTBEAT_AUTOMATION = "baotintuc: crash flow runs whose heartbeats stopped"
+FINAL_EVENTS = ("Completed", "Failed", "Cancelled", "Crashed")
+
+
+def heartbeat_automation(
+    silent_after_seconds: int, name: str = HEARTBEAT_AUTOMATION, tag: str | None = None
+) -> Any:
+    """Prefect's recipe for zombie flow runs: after a ``prefect.flow-run.heartbeat``, if
+    neither another heartbeat nor a final state arrives within ``silent_after_seconds``,
+    set the run to Crashed. Catches runs on any host, with no CLI start needed (the
+    owner-tag check above is faster for this host). ``tag`` limits it to runs so tagged.
+    """
+    from datetime import timedelta
+
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+
+    return AutomationCore(
+        name=name,
+        description="Flow runs send a heartbeat every PREFECT_FLOWS_HEARTBEAT_FREQUENCY "
+        "seconds; one that falls silent lost its process (killed, host down).",
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat"},
+            expect={"prefect.flow-run.heartbeat", *(f"prefect.flow-run.{s}" for s in FINAL_EVENTS)},
+            match={"prefect.resource.id": "prefect.flow-run.*"},
+            match_related=(
+                {"prefect.resource.role": "tag", "prefect.resource.id": f"prefect.tag.{tag}"}
+                if tag
+                else {}
+            ),
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=timedelta(seconds=silent_after_seconds),
+        ),
+        actions=[
+            ChangeFlowRunState(
+                state=StateType.CRASHED,
+                message=f"abandoned: no heartbeat for {silent_after_seconds} s "
+                "(its process or host is gone)",
+            )
+        ],
+    )
+
+
+def ensure_heartbeat_automation(
+    silent_after_seconds: int, client: Any | None = None, name: str = HEARTBEAT_AUTOMATION,
+    tag: str | None = None,
+) -> bool:
+    """Create the automation unless one of that name exists; True if created."""
+    from prefect.client.orchestration import get_client
+
+    if client is None:
+        with get_client(sync_client=True) as own:
+            return ensure_heartbeat_automation(silent_after_seconds, own, name, tag)
+    if client.read_automations_by_name(name):
+        return False
+    client.create_automation(heartbeat_automation(silent_after_seconds, name, tag))
+    return True

@@ -22,8 +22,10 @@ LOGGING_CONFIG = Path(__file__).with_name("prefect_logging.yml")
 OWNER_TAG_PREFIX = "owner:"
 
 
-def prepare_prefect_env(prefect_home: Path) -> None:
+def prepare_prefect_env(prefect_home: Path, heartbeat_seconds: int | None = 30) -> None:
     prefect_home.mkdir(parents=True, exist_ok=True)
+    if heartbeat_seconds:  # flow runs started here, and by a worker started here
+        os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(heartbeat_seconds))
     os.environ.setdefault("PREFECT_HOME", str(prefect_home))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")

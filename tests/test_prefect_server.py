@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -197,13 +198,24 @@ def test_background_server_lifecycle_with_auth_string(tmp_path: Path) -> None:
     home = tmp_path / "data" / "prefect"
     assert _btt(tmp_path, port, "server", "status").returncode == 1
 
+    # A run command starts the server on first need, saying so in one line (with the log),
+    # and leaves it running after it exits.
+    missing = tmp_path / "missing.duckdb"
+    first = _btt(tmp_path, port, "reextract", "--db", str(missing))
+    try:
+        lines = first.stderr.splitlines()
+        assert first.returncode == 2 and len(lines) == 2, first.stderr
+        assert "starting the Prefect server" in lines[0]
+        assert str(home / "server.log") in lines[0]
+        assert "no database at" in lines[1]
+        assert _btt(tmp_path, port, "server", "status").returncode == 0
+    finally:
+        assert _btt(tmp_path, port, "server", "stop").returncode == 0
+
     started = _btt(tmp_path, port, "server", "start", "--require-auth")
     assert started.returncode == 0, started.stderr
     try:
-        # One line says it is starting and where its log is.
-        assert started.stderr.count("\n") == 1
-        assert "starting the Prefect server" in started.stderr
-        assert str(home / "server.log") in started.stderr
+        assert started.stderr.count("\n") == 1 and "starting the Prefect server" in started.stderr
         auth_file = home / "auth-string"
         assert auth_file.stat().st_mode & 0o777 == 0o600
         pid = int((home / "server.pid").read_text())
@@ -310,3 +322,60 @@ def test_a_killed_run_is_marked_crashed_by_the_next_cli_start(
     assert str(proc.pid) in state.message
     [done] = _runs_tagged(prefect_server, "owner:", other)
     assert done.state_type.value == "COMPLETED"
+
+
+ZOMBIE_FLOW = """
+import sys, time
+from prefect import flow, tags
+
+@flow(name="heartbeat-probe")
+def heartbeat_probe() -> None:
+    time.sleep(300)
+
+with tags(sys.argv[1]):
+    heartbeat_probe()
+"""
+
+
+def test_a_silent_flow_run_is_crashed_by_the_heartbeat_automation(
+    prefect_server: PrefectTestServer, tmp_path: Path
+) -> None:
+    """No CLI start needed: the server crashes a run whose heartbeats stopped. The test's
+    automation is the production one with a 12 s silence and limited to a tag of its own."""
+    import sys
+    import uuid
+
+    from flows.abandoned import ensure_heartbeat_automation
+
+    tag = f"heartbeat-test-{uuid.uuid4().hex[:8]}"
+    with api(prefect_server), client() as c:
+        assert ensure_heartbeat_automation(12, c, name=f"test {tag}", tag=tag)
+        assert not ensure_heartbeat_automation(12, c, name=f"test {tag}", tag=tag)  # idempotent
+    env = prefect_cli_env(tmp_path, prefect_server) | {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", ZOMBIE_FLOW, tag], cwd=tmp_path, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+    def tagged_runs() -> list[Any]:
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+
+        with api(prefect_server), client() as c:
+            return list(c.read_flow_runs(
+                flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[tag]))))  # fmt: skip
+
+    try:
+        [run] = wait_for("the probe to run", lambda: [
+            r for r in tagged_runs() if r.state_type.value == "RUNNING"], 60)  # fmt: skip
+        time.sleep(1)  # its first heartbeat leaves at once; let it land
+    finally:
+        proc.kill()
+        proc.wait(10)
+    try:
+        [crashed] = wait_for("the automation to crash the run", lambda: [
+            r for r in tagged_runs() if r.state_type.value == "CRASHED"], 120, every=2)  # fmt: skip
+        assert "no heartbeat for 12 s" in crashed.state.message
+    finally:
+        with api(prefect_server), client() as c:
+            for a in c.read_automations_by_name(f"test {tag}"):
+                c.delete_automation(a.id)
