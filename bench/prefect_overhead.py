@@ -6,6 +6,8 @@ dir and measures, with the real CLI and a fresh data root:
 - ``baotintuc --help`` (imports of the CLI alone);
 - ``baotintuc server start`` with a fresh ``PREFECT_HOME`` (cold: migrations) and again
   after a stop (warm), and the server's RSS once it answers;
+- a trivial flow run (``python -c``: import Prefect, run a flow returning 1) against the
+  background server, the CLI's fixed Prefect cost without our flow's own work;
 - a nothing-new ``baotintuc crawl --mode rss`` against the mirror (after one run that
   stored everything), N times with the background server up (``PREFECT_API_URL`` unset:
   the CLI finds the server it started) and N times with
@@ -47,6 +49,23 @@ def timed(args: list[str], env: dict[str, str]) -> float:
     return took
 
 
+TRIVIAL_FLOW = """
+from prefect import flow
+
+@flow(name="bench-trivial")
+def trivial() -> int:
+    return 1
+
+trivial()
+"""
+
+
+def timed_python(code: str, env: dict[str, str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, check=True, timeout=300)
+    return time.perf_counter() - t0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.prefect_overhead", description=__doc__)
     ap.add_argument("--repeat", type=int, default=3)
@@ -63,12 +82,15 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(("baotintuc --help", timed(["--help"], env), ""))
         try:
             cold = timed(["server", "start"], env)
-            pid = local.pid()
             rss = local.status().rss_mb
             rows.append(("server start, fresh PREFECT_HOME", cold, f"RSS {rss:.0f} MB"))
             timed(["server", "stop"], env)
             warm = timed(["server", "start"], env)
-            rows.append(("server start, migrated PREFECT_HOME", warm, f"pid {pid}"))
+            rows.append(("server start, migrated PREFECT_HOME", warm, ""))
+            flow_env = env | {"PREFECT_API_URL": local.api_url, "PREFECT_HOME": str(local.home),
+                              "PREFECT_LOGGING_LEVEL": "WARNING"}  # fmt: skip
+            trivial = [timed_python(TRIVIAL_FLOW, flow_env) for _ in range(args.repeat)]
+            rows.append(("trivial flow run, background server", statistics.median(trivial), ""))
             with MirrorServer(site) as srv:
                 crawl = ["crawl", "--mode", "rss", "--base-url", srv.base_url]
                 timed(crawl, env)  # stores everything: the next runs find nothing new

@@ -91,8 +91,9 @@ def port_in_use(host: str, port: int) -> bool:
 class Probe:
     """What answers at an API URL. ``ok`` = a Prefect server of the installed version.
 
-    ``healthy and not ok`` means something answers ``/health`` as Prefect does but is not
-    usable (another version, an auth string missing or wrong, not Prefect at all).
+    ``healthy and not ok`` means a definite answer that it is not usable (another
+    version, an auth string missing or wrong, not Prefect at all); a server still starting
+    (``/admin/version`` times out) is not ``healthy`` yet.
     """
 
     reachable: bool
@@ -126,8 +127,9 @@ def probe(api_url: str, auth: str | None = None, timeout: float = 3.0) -> Probe:
         return Probe(True, False, False, why=f"answers /health with HTTP {status}, not as Prefect")
     try:
         status, body = _get(base + "/admin/version", auth, timeout)
-    except (OSError, ValueError) as exc:
-        return Probe(True, True, False, why=f"answers /health but not /admin/version ({exc})")
+    except (OSError, ValueError) as exc:  # e.g. a time-out while it is still starting
+        reason = getattr(exc, "reason", None) or exc
+        return Probe(True, False, False, why=f"answers /health but not /admin/version ({reason})")
     if status == 401:
         hint = "a wrong auth string" if auth else "no auth string"
         return Probe(True, True, False, why=f"refuses {hint} (set PREFECT_API_AUTH_STRING)")
@@ -229,6 +231,7 @@ def _rss_mb(pid: int) -> float | None:
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
     """One start or stop at a time (two CLI runs may want the server at once)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
@@ -347,6 +350,8 @@ class LocalServer:
 
     def stop(self) -> bool:
         """SIGTERM our server, SIGKILL after ``stop_timeout``; False if none was running."""
+        if not self.home.is_dir():
+            return False
         with _locked(self.home / LOCK_FILE):
             pid = self.pid()
             if pid is None:
