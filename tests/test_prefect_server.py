@@ -18,6 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -198,16 +199,19 @@ def test_background_server_lifecycle_with_auth_string(tmp_path: Path) -> None:
     home = tmp_path / "data" / "prefect"
     assert _btt(tmp_path, port, "server", "status").returncode == 1
 
-    # A run command starts the server on first need, saying so in one line (with the log),
-    # and leaves it running after it exits.
+    # Two run commands at once: one starts the server on first need, saying so in one line
+    # (with the log); the other waits for it; it keeps running after both exit.
     missing = tmp_path / "missing.duckdb"
-    first = _btt(tmp_path, port, "reextract", "--db", str(missing))
+    args = ("reextract", "--db", str(missing))
+    with ThreadPoolExecutor(2) as pool:
+        both = list(pool.map(lambda _: _btt(tmp_path, port, *args), range(2)))
     try:
-        lines = first.stderr.splitlines()
-        assert first.returncode == 2 and len(lines) == 2, first.stderr
-        assert "starting the Prefect server" in lines[0]
-        assert str(home / "server.log") in lines[0]
-        assert "no database at" in lines[1]
+        for run in both:
+            assert run.returncode == 2 and "no database at" in run.stderr.splitlines()[-1]
+        starting = [r.stderr.splitlines()[0] for r in both if len(r.stderr.splitlines()) == 2]
+        assert len(starting) == 1, [r.stderr for r in both]
+        assert "starting the Prefect server" in starting[0]
+        assert str(home / "server.log") in starting[0]
         assert _btt(tmp_path, port, "server", "status").returncode == 0
     finally:
         assert _btt(tmp_path, port, "server", "stop").returncode == 0
