@@ -295,7 +295,9 @@ class LocalServer:
     def server_env(self) -> dict[str, str]:
         """Environment of the server process: state here, nothing sent anywhere, CSRF on,
         CORS limited to the UI's own origin. An operator's explicit setting wins."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")}
+        # Prefect's default logging: the server's records go to its stdout, server.log.
+        dropped = ("PREFECT_API_", "PREFECT_LOGGING_SETTINGS_PATH")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(dropped)}
         origins = [self.ui_url]
         if self.host in LOOPBACK:
             origins += [f"http://{h}:{self.port}" for h in ("127.0.0.1", "localhost")]
