@@ -12,8 +12,8 @@ RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
 LOCK := uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes -q
 
-.PHONY: setup setup-dev run demo test test-fast test-browser lint serve mirror lock \
-	bench-extraction bench-incremental bench-mirror bench-pipeline clean
+.PHONY: setup setup-dev run demo test test-fast test-browser lint serve server-stop mirror lock \
+	bench-extraction bench-incremental bench-mirror bench-pipeline bench-prefect clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -49,10 +49,11 @@ test-fast: setup-dev
 lint: setup-dev
 	$(VENV)/bin/ruff check .
 
-serve: setup ## Prefect server on 127.0.0.1 + scheduled deployments
+serve: setup ## register prefect.yaml's schedules, run a worker (the Prefect server outlives it)
 	@$(BTT) serve
 
-mirror: setup ## build (when needed) and serve the demo mirror on 127.0.0.1:8765
+.PHONY: setup setup-dev run demo test test-fast test-browser lint serve server-stop mirror lock \
+	bench-extraction bench-incremental bench-mirror bench-pipeline bench-prefect clean
 	@$(BTT) mirror serve
 
 lock: setup-dev ## re-resolve requirements/*.lock from pyproject.toml (needs PyPI)
@@ -66,8 +67,8 @@ bench-extraction: setup-dev ## extraction figures: fixtures + ScrapingHub benchm
 bench-incremental: setup-dev
 	$(PY) -m bench.incremental
 
-bench-mirror: setup-dev ## build a 100,000-article mirror, measure its size and serving cost
-	$(PY) -m bench.mirror
+.PHONY: setup setup-dev run demo test test-fast test-browser lint serve server-stop mirror lock \
+	bench-extraction bench-incremental bench-mirror bench-pipeline bench-prefect clean
 
 clean:
 	rm -rf data/runs data/httpcache data/mirror

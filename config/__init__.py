@@ -164,6 +164,20 @@ class QualitySettings(BaseModel):
         return v
 
 
+class PrefectServerSettings(BaseModel):
+    """The local background Prefect server (``baotintuc server start``); state in
+    ``paths.prefect_home``. Ignored when ``PREFECT_API_URL`` names another server."""
+
+    background: bool = True  # false: a temporary in-process server per run (slow start-up)
+    host: str = "127.0.0.1"
+    port: int = Field(4200, ge=1, le=65535)
+    startup_timeout_seconds: float = Field(90, gt=0)
+    stop_timeout_seconds: float = Field(10, gt=0)
+    log_level: str = Field("WARNING", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
+    heartbeat_seconds: int = Field(30, ge=30)  # Prefect's minimum is 30
+    crash_silent_runs_after_seconds: int = Field(150, ge=60)
+
+
 class MirrorSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8765, ge=0, le=65535)
@@ -183,6 +197,7 @@ class Settings(BaseSettings):
     extract: ExtractSettings = ExtractSettings()
     quality: QualitySettings = QualitySettings()
     mirror: MirrorSettings = MirrorSettings()
+    prefect_server: PrefectServerSettings = PrefectServerSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -1,170 +1,142 @@
-"""Scheduled deployments of the pipeline, served by one long-running process.
+"""The scheduled deployments: ``prefect.yaml`` defines them, workers run them.
 
-``config/schedules.toml`` says what runs when (cron strings read in Asia/Ho_Chi_Minh):
+``prefect.yaml`` at the repository root is their one definition (what runs when, cron read
+in Asia/Ho_Chi_Minh, one run at a time with ``CANCEL_NEW``, the ``baotintuc`` process work
+pool). ``baotintuc serve`` (:func:`serve_all`) makes them run on this host:
 
-- ``rss-poll``: ``ingest(mode="rss")`` every 15 minutes;
-- ``listing-sweep``: ``ingest(mode="listings", max_pages=1)`` every hour;
-- ``nightly-backfill``: ``ingest(mode="listings", max_pages=20)`` at 02:30;
-- ``quality-report``: ``quality_report(hours=24)`` at 06:30.
+1. the Prefect API is already chosen (``settings_for_flows``: ``PREFECT_API_URL`` or the
+   local background server, started if needed);
+2. the work pool is created if missing, then ``prefect deploy --all`` registers the
+   deployments of ``prefect.yaml`` (Prefect's own reader of the file, so the file means
+   exactly what it means to ``prefect deploy`` users), and their schedules are resumed;
+3. a worker of the pool (``prefect worker start``) runs until Ctrl-C or SIGTERM; each
+   flow run is a subprocess of the worker that imports the flow from the installed
+   package.
 
-:func:`serve_all` makes sure a Prefect server runs (:func:`flows.prefect_server.ensure_server`),
-then ``prefect.serve(...)`` polls it for due runs; each run is a subprocess importing the
-flow from the project directory. Every deployment has a concurrency limit of one with the
-``CANCEL_NEW`` collision strategy, so a run that falls due while the previous one still
-runs is cancelled instead of overlapping it. Ctrl-C or SIGTERM stops the runner, pauses the
-schedules (they resume at the next ``serve``), stops the server if we started it, and
-returns 0. ``prefect.yaml`` at the repository root declares the same deployments for
-``prefect deploy`` users.
+On stop the worker is stopped and the schedules are paused, so runs do not pile up while
+nobody serves them; the next ``serve`` resumes them. The server keeps running (it outlives
+``serve``: ``baotintuc server stop`` stops it). Workers on other hosts need none of this:
+``prefect worker start --pool baotintuc`` against the same server (README "Workers").
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import os
 import signal
+import socket
+import subprocess
 import sys
-import tomllib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+import yaml
 
 from config import PROJECT_ROOT, ConfigError, Settings
 
-if TYPE_CHECKING:
-    from prefect import Flow
-    from prefect.deployments.runner import RunnerDeployment
-
 log = logging.getLogger(__name__)
 
-SCHEDULES_FILE = PROJECT_ROOT / "config" / "schedules.toml"
-DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
+PREFECT_FILE = PROJECT_ROOT / "prefect.yaml"
 
 
-class ServerConfig(BaseModel):
-    host: str = "127.0.0.1"
-    port: int = Field(4200, ge=0, le=65535)
-    startup_timeout_seconds: float = Field(90, gt=0)
-    stop_timeout_seconds: float = Field(10, gt=0)
+class DeployFailed(RuntimeError):
+    """``prefect deploy`` or the worker could not start; the message names the log."""
 
 
-class DeploymentConfig(BaseModel):
-    entrypoint: str = Field(pattern=r"^[\w/.-]+\.py:\w+$")
-    cron: str
-    timezone: str | None = None  # None = the file's top-level timezone
-    description: str = ""
-    tags: list[str] = Field(default_factory=list)
-    parameters: dict[str, Any] = Field(default_factory=dict)
-    concurrency_limit: int = Field(1, ge=1)
-    collision_strategy: Literal["CANCEL_NEW", "ENQUEUE"] = "CANCEL_NEW"
+@dataclass(frozen=True)
+class DeploymentSpec:
+    """What ``serve`` needs to know of one deployment of ``prefect.yaml``."""
 
-    @field_validator("cron")
-    @classmethod
-    def _cron(cls, v: str) -> str:
-        from prefect.schedules import Cron
-
-        Cron(v)  # raises ValueError on a bad cron string
-        return v
+    name: str
+    entrypoint: str
+    work_pool: str
 
 
-class SchedulesConfig(BaseModel):
-    timezone: str = DEFAULT_TIMEZONE
-    server: ServerConfig = ServerConfig()
-    deployments: dict[str, DeploymentConfig]
-
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r}") from None
-        return v
-
-    @field_validator("deployments")
-    @classmethod
-    def _names(cls, v: dict[str, DeploymentConfig]) -> dict[str, DeploymentConfig]:
-        if not v:
-            raise ValueError("no deployments")
-        for name, dep in v.items():
-            if dep.timezone is not None:
-                cls._tz(dep.timezone)
-            if not name.replace("-", "").isalnum() or name != name.lower():
-                raise ValueError(f"deployment name {name!r}: use lowercase letters, digits, '-'")
-        return v
-
-    def timezone_of(self, dep: DeploymentConfig) -> str:
-        return dep.timezone or self.timezone
+def prefect_file() -> Path:
+    """``prefect.yaml`` of the project (env ``BTT_PREFECT_FILE`` names another one)."""
+    return Path(os.environ.get("BTT_PREFECT_FILE") or PREFECT_FILE)
 
 
-def load_schedules(path: Path | None = None) -> SchedulesConfig:
-    """Read ``config/schedules.toml`` (or ``path``; env ``BTT_SCHEDULES_FILE`` also works).
+def load_deployments(path: Path | None = None) -> list[DeploymentSpec]:
+    """The deployments of ``prefect.yaml``, validated as ``prefect deploy`` validates them.
 
     Raises:
-        ConfigError: the file is missing or a value is invalid (named in the message).
+        ConfigError: unreadable file, invalid content, or not exactly one work pool.
     """
-    file = path or Path(os.environ.get("BTT_SCHEDULES_FILE") or SCHEDULES_FILE)
+    from prefect.cli.deploy._models import PrefectYamlModel
+
+    file = path or prefect_file()
     try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+        model = PrefectYamlModel.model_validate(raw)
     except OSError as exc:
-        raise ConfigError(f"cannot read schedules file {file}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"schedules file {file}: {exc}") from None
+        raise ConfigError(f"cannot read {file}: {exc.strerror}") from None
+    except (yaml.YAMLError, ValueError) as exc:
+        first = str(exc).strip().splitlines()
+        raise ConfigError(f"{file}: {' '.join(first[:3])}") from None
+    specs = []
+    for dep in raw.get("deployments") or []:
+        pool = (dep.get("work_pool") or {}).get("name")
+        if not dep.get("name") or not dep.get("entrypoint") or not pool:
+            raise ConfigError(f"{file}: every deployment needs a name, entrypoint and work_pool")
+        specs.append(DeploymentSpec(dep["name"], dep["entrypoint"], pool))
+    if not specs or len(model.deployments) != len(specs):
+        raise ConfigError(f"{file}: no deployments")
+    pools = {s.work_pool for s in specs}
+    if len(pools) != 1:
+        raise ConfigError(f"{file}: the deployments must share one work pool, got {sorted(pools)}")
+    return specs
+
+
+def ensure_work_pool(client: Any, name: str) -> None:
+    """Create the ``process`` work pool ``name`` unless it exists."""
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectNotFound
+    from prefect.workers.process import ProcessWorker
+
     try:
-        return SchedulesConfig(**data)
-    except ValidationError as err:
-        msgs = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()]
-        raise ConfigError(f"schedules file {file}: " + "; ".join(msgs)) from None
-
-
-def load_flow(entrypoint: str) -> Flow[Any, Any]:
-    """``flows/ingest.py:ingest`` → the flow object, imported as ``flows.ingest``."""
-    from prefect import Flow
-
-    path, _, attr = entrypoint.partition(":")
-    module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
-    obj = getattr(module, attr, None)
-    if not isinstance(obj, Flow):
-        raise ConfigError(f"entrypoint {entrypoint}: {attr} is not a Prefect flow")
-    return obj
-
-
-def build_deployments(schedules: SchedulesConfig | None = None) -> list[RunnerDeployment]:
-    """One ``RunnerDeployment`` per ``[deployments.<name>]`` of the schedules file.
-
-    Entrypoints are relative to the project root, so call this with the project root as
-    the working directory (``serve_all`` does).
-    """
-    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
-    from prefect.schedules import Cron
-
-    cfg = schedules or load_schedules()
-    out = []
-    for name, dep in cfg.deployments.items():
-        fl = load_flow(dep.entrypoint)
-        d = fl.to_deployment(
-            name=name,
-            schedules=[Cron(dep.cron, timezone=cfg.timezone_of(dep), slug=f"{name}-cron")],
-            parameters=dep.parameters,
-            description=dep.description or None,
-            tags=dep.tags,
-            concurrency_limit=ConcurrencyLimitConfig(
-                limit=dep.concurrency_limit,
-                collision_strategy=ConcurrencyLimitStrategy(dep.collision_strategy),
-            ),
+        client.read_work_pool(name)
+    except ObjectNotFound:
+        template = ProcessWorker.get_default_base_job_template()
+        client.create_work_pool(
+            WorkPoolCreate(name=name, type="process", base_job_template=template)
         )
-        d.entrypoint = dep.entrypoint  # as written, whatever the working directory
-        out.append(d)
-    return out
+
+
+def register(file: Path, log_path: Path, env: dict[str, str] | None = None) -> None:
+    """``prefect --no-prompt deploy --all --prefect-file <file>`` from the project root.
+
+    Raises:
+        DeployFailed: it exited non-zero (its output is in ``log_path``).
+    """
+    cmd = [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all",
+           "--prefect-file", str(file)]  # fmt: skip
+    with log_path.open("ab") as out:
+        proc = subprocess.run(
+            cmd, cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
+            stderr=subprocess.STDOUT, timeout=300, check=False,
+        )  # fmt: skip
+    if proc.returncode != 0:
+        raise DeployFailed(f"prefect deploy exited with code {proc.returncode}; see {log_path}")
+
+
+def _set_paused(client: Any, specs: list[DeploymentSpec], paused: bool) -> None:
+    from prefect.exceptions import ObjectNotFound
+
+    names = {s.name for s in specs}
+    for d in client.read_deployments():
+        if d.name not in names:
+            continue
+        with contextlib.suppress(ObjectNotFound):
+            (client.pause_deployment if paused else client.resume_deployment)(d.id)
 
 
 class _Stop(Exception):
-    """SIGTERM arrived before the runner installed its own handler."""
+    """SIGTERM / SIGINT arrived."""
 
 
 def _raise_stop(signum: int, frame: FrameType | None) -> None:
@@ -172,78 +144,101 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
 
 
 @contextlib.contextmanager
-def _signals_raise() -> Iterator[None]:
-    """SIGTERM raises while we start up (so a started server is still stopped)."""
-    old = signal.signal(signal.SIGTERM, _raise_stop)
+def _stop_on_signals() -> Iterator[None]:
+    old = {s: signal.signal(s, _raise_stop) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for s, handler in old.items():
+            signal.signal(s, handler)
 
 
-def serve_all(settings: Settings, schedules: SchedulesConfig | None = None) -> int:
-    """Serve every scheduled deployment until Ctrl-C / SIGTERM; return an exit code.
+def start_worker(pool: str, log_path: Path, name: str | None = None) -> subprocess.Popen[bytes]:
+    """``prefect worker start --pool <pool>`` as a child process, output to ``log_path``."""
+    name = name or f"{socket.gethostname()}-serve-{os.getpid()}"
+    cmd = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool,
+           "--type", "process", "--name", name]  # fmt: skip
+    with log_path.open("ab") as out:
+        return subprocess.Popen(
+            cmd, cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=out,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
 
-    0 = stopped on request; 2 = could not start (bad schedules, no server, flow import
-    error). Needs Prefect's environment prepared first (``flows.runtime.prepare_prefect_env``
-    before Prefect is imported), which the ``baotintuc serve`` command does.
+
+def stop_worker(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM (Prefect's worker then stops polling and exits), SIGKILL after ``timeout``."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout)
+
+
+def serve_all(settings: Settings) -> int:
+    """Register the deployments, run a worker until Ctrl-C / SIGTERM; return an exit code.
+
+    0 = stopped on request; 2 = could not start (bad prefect.yaml, deploy failed, worker
+    died at start). Call after ``settings_for_flows`` (it sets ``PREFECT_API_URL``).
     """
-    from flows.prefect_server import ServerStartError, ensure_server
-    from flows.runtime import prepare_prefect_env
+    from prefect.client.orchestration import get_client
 
-    prepare_prefect_env(settings.paths.prefect_home)
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    handle = None
+    api_url = os.environ.get("PREFECT_API_URL", "")
+    home = settings.paths.prefect_home
+    deploy_log, worker_log = home / "deploy.log", home / "worker.log"
+    stop_timeout = settings.prefect_server.stop_timeout_seconds
+    specs: list[DeploymentSpec] = []
+    worker: subprocess.Popen[bytes] | None = None
     try:
-        with _signals_raise():
-            cfg = schedules or load_schedules()
-            handle = ensure_server(
-                settings,
-                host=cfg.server.host,
-                port=cfg.server.port,
-                startup_timeout=cfg.server.startup_timeout_seconds,
-                stop_timeout=cfg.server.stop_timeout_seconds,
+        with _stop_on_signals():
+            found = load_deployments()
+            pool = found[0].work_pool
+            with get_client(sync_client=True) as client:
+                ensure_work_pool(client, pool)
+            register(prefect_file(), deploy_log)
+            specs = found
+            with get_client(sync_client=True) as client:
+                _set_paused(client, specs, paused=False)
+            worker = start_worker(pool, worker_log)
+            ui = api_url.removesuffix("/").removesuffix("/api")
+            print(
+                f"Prefect UI: {ui}  (API {api_url}); deployments "
+                f"{', '.join(s.name for s in specs)} run on a worker of pool {pool!r} "
+                f"(log {worker_log}); Ctrl-C stops",
+                flush=True,
             )
-            print(f"Prefect UI: {handle.ui_url}  (API {handle.api_url})", flush=True)
-            os.environ["PREFECT_API_URL"] = handle.api_url  # flow-run subprocesses inherit it
-            with contextlib.chdir(PROJECT_ROOT):
-                deployments = build_deployments(cfg)
-        return _serve(deployments, handle.api_url)
-    except (ConfigError, ServerStartError, ImportError) as exc:
+            code = worker.wait()
+            print(f"baotintuc serve: the worker exited with code {code}; see {worker_log}",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+    except (ConfigError, DeployFailed) as exc:
         print(f"baotintuc serve: {exc}", file=sys.stderr)
         return 2
     except (_Stop, KeyboardInterrupt):
         return 0
     finally:
-        # A second Ctrl-C / SIGTERM must not interrupt the server's orderly stop.
-        for sig in handlers:
-            signal.signal(sig, signal.SIG_IGN)
+        # A second Ctrl-C / SIGTERM must not interrupt the orderly stop.
+        old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
-            if handle is not None and handle.owned:
-                print("stopping the Prefect server ...", flush=True)
-                handle.stop()
+            if worker is not None:
+                stop_worker(worker, stop_timeout)
+            if specs:
+                with get_client(sync_client=True) as client:
+                    _set_paused(client, specs, paused=True)
+                print("worker stopped; schedules paused until the next serve", flush=True)
         finally:
-            for sig, old in handlers.items():  # the runner replaced SIGTERM's handler
-                signal.signal(sig, old)
+            for s, handler in old.items():
+                signal.signal(s, handler)
 
 
-def _serve(deployments: list[RunnerDeployment], api_url: str) -> int:
-    from prefect import serve
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with (
-        temporary_settings(updates={PREFECT_API_URL: api_url}),
-        contextlib.chdir(PROJECT_ROOT),
-        contextlib.suppress(KeyboardInterrupt),
-    ):
-        serve(*deployments, pause_on_shutdown=True)
-    print("scheduler stopped", flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    from config import load_settings
-
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    sys.exit(serve_all(load_settings()))
+__all__ = [
+    "DeployFailed",
+    "DeploymentSpec",
+    "ensure_work_pool",
+    "load_deployments",
+    "register",
+    "serve_all",
+    "start_worker",
+    "stop_worker",
+]

@@ -1,8 +1,8 @@
 """The Prefect UI shows an ingest run: headless Chromium (Playwright) against a real server.
 
-A real ``ingest`` flow run (the offline mirror over HTTP into a tmp DuckDB file) reports to
-a Prefect server started by ``ensure_server``; the flow runs in a subprocess whose
-environment carries ``PREFECT_API_URL``, so this process's Prefect settings stay untouched.
+A real ``baotintuc crawl`` (the offline mirror over HTTP into a tmp DuckDB file) reports to
+the session's Prefect server (``prefect_server``: CSRF protection on, CORS limited to the
+UI's origin, as the CLI starts it), so the UI is checked under those settings.
 Chromium then opens the flow-run page (state Completed) and the ``ingest-summary``
 artifact page (the summary table). Screenshots go to ``test-artifacts/``; with
 ``BTT_UPDATE_README_IMG=1`` the flow-run one also replaces ``docs/img/`` for the README.
@@ -10,11 +10,10 @@ artifact page (the summary table). Screenshots go to ``test-artifacts/``; with
 
 from __future__ import annotations
 
-import json
 import os
+import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from config import PROJECT_ROOT, load_settings
-from flows.prefect_server import ServerHandle, ensure_server, free_port
+from config import PROJECT_ROOT
+from tests.conftest import BAOTINTUC, PrefectTestServer, prefect_cli_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
@@ -50,47 +49,25 @@ if not CHROMIUM.exists():
     )
 playwright_sync = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
 
-RUN_INGEST = """
-import json, sys
-from flows.ingest import ingest
-s = ingest(base_url=sys.argv[1], db_path=sys.argv[2], max_pages=1, mode="all")
-print("RESULT " + json.dumps({"run_id": s.run_id, "new": s.new, "fetched": s.fetched}))
-"""
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
-    root = tmp_path_factory.mktemp("ui-prefect")
-    settings = load_settings(root=root)
-    with ensure_server(settings, port=free_port(), reuse_env=False, startup_timeout=90) as h:
-        yield h
+RUN_LINE = re.compile(r"^run (?P<run_id>[0-9a-f-]{36}) from .*?: (?P<new>\d+) new", re.M)
 
 
 @pytest.fixture(scope="module")
 def ingest_run(
-    server: ServerHandle, mirror_server: Any, tmp_path_factory: pytest.TempPathFactory
+    prefect_server: PrefectTestServer, mirror_server: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Any]:
-    """One real ``ingest`` flow run against the mirror, reported to ``server``."""
+    """One real ``baotintuc crawl`` against the mirror, reported to ``prefect_server``."""
     root = tmp_path_factory.mktemp("ui-run")
-    env = dict(os.environ) | {
-        "PREFECT_API_URL": server.api_url,
-        "PREFECT_HOME": str(root / "prefect"),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "DO_NOT_TRACK": "1",
-        "BTT_ROOT": str(root),
-    }
     proc = subprocess.run(
-        [sys.executable, "-c", RUN_INGEST, mirror_server.base_url, str(root / "ui.duckdb")],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=150,
-        check=False,
-    )
+        [str(BAOTINTUC), "crawl", "--base-url", mirror_server.base_url,
+         "--db", str(root / "ui.duckdb"), "--max-pages", "1"],
+        cwd=PROJECT_ROOT, env=prefect_cli_env(root, prefect_server), capture_output=True,
+        text=True, timeout=150, check=False,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))
-    result: dict[str, Any] = json.loads(line.removeprefix("RESULT "))
+    m = RUN_LINE.search(proc.stdout)
+    assert m, proc.stdout
+    result = {"run_id": m["run_id"], "new": int(m["new"])}
     assert result["new"] > 0, result
     return result
 
@@ -117,28 +94,36 @@ def page() -> Iterator[Any]:
             ctx.close()
 
 
-def _artifact_id(api_url: str, flow_run_id: str) -> str:
-    """The id of the run's ``ingest-summary`` artifact, read over the REST API."""
-    import httpx
+def _artifact_id(server: PrefectTestServer, flow_run_id: str) -> str:
+    """The id of the run's ``ingest-summary`` artifact, read with Prefect's client (which
+    fetches a CSRF token: a bare POST is refused)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    body = {
-        "artifacts": {
-            "key": {"any_": ["ingest-summary"]},
-            "flow_run_id": {"any_": [flow_run_id]},
-        }
-    }
-    r = httpx.post(f"{api_url}/artifacts/filter", json=body, timeout=10)
-    r.raise_for_status()
-    arts = r.json()
-    assert len(arts) == 1 and arts[0]["type"] == "table", arts
-    return str(arts[0]["id"])
+    with (
+        temporary_settings(updates={PREFECT_API_URL: server.api_url}),
+        get_client(sync_client=True) as client,
+    ):
+        arts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["ingest-summary"]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
+            )
+        )
+    assert len(arts) == 1 and arts[0].type == "table", arts
+    return str(arts[0].id)
 
 
 def test_flow_run_page_shows_completed_run(
-    server: ServerHandle, ingest_run: dict[str, Any], page: Any
+    prefect_server: PrefectTestServer, ingest_run: dict[str, Any], page: Any
 ) -> None:
     expect = playwright_sync.expect
-    page.goto(f"{server.ui_url}/runs/flow-run/{ingest_run['run_id']}")
+    page.goto(f"{prefect_server.ui_url}/runs/flow-run/{ingest_run['run_id']}")
     expect(page.get_by_text("ingest-baotintuc").first).to_be_visible()
     # The state badge (exact text), not the "Finished in state Completed()" log lines.
     expect(page.get_by_text("Completed", exact=True).first).to_be_visible()
@@ -153,11 +138,11 @@ def test_flow_run_page_shows_completed_run(
 
 
 def test_artifact_page_shows_summary_table(
-    server: ServerHandle, ingest_run: dict[str, Any], page: Any
+    prefect_server: PrefectTestServer, ingest_run: dict[str, Any], page: Any
 ) -> None:
     expect = playwright_sync.expect
-    artifact_id = _artifact_id(server.api_url, ingest_run["run_id"])
-    page.goto(f"{server.ui_url}/artifacts/artifact/{artifact_id}")
+    artifact_id = _artifact_id(prefect_server, ingest_run["run_id"])
+    page.goto(f"{prefect_server.ui_url}/artifacts/artifact/{artifact_id}")
     expect(page.get_by_text("ingest-summary").first).to_be_visible()
     table = page.locator("table").first
     expect(table).to_be_visible()

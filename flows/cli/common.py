@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from datetime import date
 from pathlib import Path
@@ -43,11 +45,37 @@ def positive(value: str) -> int:
 
 
 def settings_for_flows() -> Settings:
-    """Settings, with Prefect's environment prepared (Prefect reads it at import time)."""
+    """Settings, with Prefect's environment prepared (Prefect reads it at import time).
+
+    [server branch] Also points Prefect at its server: ``PREFECT_API_URL`` if set (it must
+    answer as Prefect of our version), else the local background server, started on first
+    need (one line on stderr). Runs left "Running" by a killed CLI process of this host
+    are marked Crashed, and every flow run this process starts is tagged with its owner
+    and sends heartbeats (a server automation crashes runs that fall silent).
+    Exits 2 with one line when no server can be used.
+    """
     settings = get_settings()
     from flows.runtime import prepare_prefect_env
 
-    prepare_prefect_env(settings.paths.prefect_home)
+    prepare_prefect_env(settings.paths.prefect_home, settings.prefect_server.heartbeat_seconds)
+    if settings.prefect_server.background or os.environ.get("PREFECT_API_URL"):
+        from flows.abandoned import ensure_heartbeat_automation, mark_abandoned_runs
+        from flows.prefect_server import ServerUnavailable, ensure_api, use_api
+
+        try:
+            use_api(ensure_api(settings, announce=lambda line: fail(line, EXIT_OK)))
+        except ServerUnavailable as exc:
+            raise SystemExit(fail(str(exc))) from None
+        try:
+            mark_abandoned_runs()
+            ensure_heartbeat_automation(settings.prefect_server.crash_silent_runs_after_seconds)
+        except Exception as exc:  # housekeeping must never block a run
+            logging.getLogger(__name__).warning("could not check for abandoned runs: %s", exc)
+    else:  # Prefect's temporary in-process server, one per run: nothing outlives the run
+        os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+    from flows.runtime import claim_flow_runs
+
+    claim_flow_runs()
     return settings
 
 

@@ -22,23 +22,10 @@ from flows.cli.common import (
     positive,
     settings_for_flows,
 )
-from flows.origin import probe_origin
 
 if TYPE_CHECKING:
     from flows.ingest import RunSummary
 
-def check_prefect_api(timeout: float = 3.0) -> str | None:  # (owned by the server work)
-    """None when no ``PREFECT_API_URL`` is set (ephemeral mode) or it answers, else why."""
-    api = os.environ.get("PREFECT_API_URL", "").strip()
-    if not api:
-        return None
-    why = probe_origin(api, timeout)
-    if why is None:
-        return None
-    return (
-        f"the Prefect API at PREFECT_API_URL={api} is not reachable ({why}); start it with "
-        "`baotintuc serve` or unset PREFECT_API_URL to run with a temporary local server"
-    )
 
 
 def print_summary(s: RunSummary, db: Path) -> None:
@@ -87,9 +74,6 @@ def _interrupt_quietly(grace_s: float) -> None:
 def run_ingest(settings: Settings, db: Path, **params: Any) -> int:
     """Run the ingest flow; every way it can end is one line and an exit code."""
     if err := check_writable(settings, db):
-        return fail(err)
-    # Before any work: crawl and demo both come through here.
-    if err := check_prefect_api():
         return fail(err)
     from flows.ingest import RunFailed, ingest
     from flows.origin import OriginUnreachable
@@ -157,8 +141,6 @@ def cmd_reextract(args: argparse.Namespace) -> int:
     db = _db(args, settings)
     if not db.exists():
         return fail(f"no database at {db}: nothing to re-extract into")
-    if err := check_prefect_api():
-        return fail(err)
     from flows.reextract import reextract
     from flows.runtime import quiet_console_tracebacks
     from flows.scorecard import LayoutDriftAlarm
