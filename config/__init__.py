@@ -84,6 +84,7 @@ class PathSettings(BaseModel):
     raw_dir: Path = Path("data/raw")
     runs_dir: Path = Path("data/runs")
     prefect_home: Path = Path("data/prefect")
+    reports_dir: Path = Path("data/reports")
 
     def resolved(self, root: Path) -> PathSettings:
         """Relative paths are taken from ``root`` (the project directory by default)."""
@@ -115,6 +116,19 @@ class QualitySettings(BaseModel):
         return v
 
 
+class SearchSettings(BaseModel):
+    """Ranking of ``baotintuc search`` (BM25F) and upkeep of its index."""
+
+    title_weight: float = Field(3.0, gt=0)
+    sapo_weight: float = Field(1.5, gt=0)
+    body_weight: float = Field(1.0, gt=0)
+    k1: float = Field(1.2, ge=0)
+    b: float = Field(0.75, ge=0, le=1)
+    snippet_chars: int = Field(240, ge=40, le=5000)
+    # Re-sort the postings when more than this share was appended since the last sort.
+    compact_unsorted_share: float = Field(0.15, gt=0, le=1)
+
+
 class MirrorSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8765, ge=0, le=65535)
@@ -131,6 +145,7 @@ class Settings(BaseSettings):
     warehouse: WarehouseSettings = WarehouseSettings()
     extract: ExtractSettings = ExtractSettings()
     quality: QualitySettings = QualitySettings()
+    search: SearchSettings = SearchSettings()
     mirror: MirrorSettings = MirrorSettings()
 
     @classmethod

@@ -1,0 +1,719 @@
+"""Full-text search over the warehouse: an inverted index in DuckDB tables, BM25F in SQL.
+
+Why tables and not an extension or a separate engine: DuckDB's ``fts`` extension cannot be
+downloaded here and its PyPI wheel pins DuckDB 1.5.5; a separate engine (tantivy) keeps a
+second store beside the warehouse that must be kept in step with every load and locked
+separately. Tables in the warehouse are updated in the loader's own connection, need no
+extension, answer in SQL (``attention`` and researchers' own queries use the same match
+sets) and measured fast enough at 100k articles (``bench/search.py``).
+
+Index (``schema/010_search_index.sql``): ``search_terms`` (folded token → id),
+``search_postings`` (term, article, tf per field, token positions; sorted by term so zone
+maps skip the rest), ``search_docs`` (per article: the content_hash indexed and the field
+lengths), ``search_meta`` (counters and token totals).
+
+Writers call :func:`update_search_index` after each committed load: it re-indexes exactly
+the articles whose ``content_hash`` differs from the one indexed (new, edited, deleted),
+so it is idempotent and catches up after any miss.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+from warehouse.search_syntax import (
+    And,
+    Node,
+    Not,
+    Or,
+    Phrase,
+    QuerySyntaxError,
+    Word,
+    leaves,
+    parse_query,
+    positive_leaves,
+)
+
+if TYPE_CHECKING:
+    from config import SearchSettings
+
+logger = logging.getLogger(__name__)
+
+SITE_TIMEZONE = "Asia/Ho_Chi_Minh"
+INDEX_TABLES = ("search_terms", "search_docs", "search_postings", "search_meta")
+MARK_OPEN, MARK_CLOSE = "«", "»"
+
+
+class SearchIndexError(RuntimeError):
+    """The index is missing or cannot answer; the message says what to run."""
+
+
+# --------------------------------------------------------------------------- index upkeep
+
+
+@dataclass(slots=True)
+class IndexUpdate:
+    """What :func:`update_search_index` did."""
+
+    added: int = 0
+    removed: int = 0
+    postings: int = 0
+    compacted: bool = False
+    seconds: float = 0.0
+
+    def __str__(self) -> str:
+        extra = ", postings re-sorted" if self.compacted else ""
+        return (
+            f"search index: {self.added} articles indexed, {self.removed} removed, "
+            f"{self.postings} postings in {self.seconds:.2f} s{extra}"
+        )
+
+
+def index_exists(con: duckdb.DuckDBPyConnection) -> bool:
+    """True when the index tables exist (migration 010 applied)."""
+    names = {
+        r[0]
+        for r in con.execute(
+            "select table_name from information_schema.tables where table_schema = 'main'"
+        ).fetchall()
+    }
+    return all(t in names for t in INDEX_TABLES)
+
+
+def _meta(con: duckdb.DuckDBPyConnection, key: str) -> int:
+    row = con.execute("select value from search_meta where key = ?", [key]).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _set_meta(con: duckdb.DuckDBPyConnection, key: str, value: int) -> None:
+    con.execute(
+        "insert into search_meta (key, value) values (?, ?) "
+        "on conflict (key) do update set value = excluded.value",
+        [key, value],
+    )
+
+
+def update_search_index(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    rebuild: bool = False,
+    compact_unsorted_share: float = 0.15,
+    memory_limit: str | None = "2GB",
+) -> IndexUpdate:
+    """Bring the index in line with ``articles``; call it after every committed load.
+
+    Re-indexes the articles that are new or whose ``content_hash`` changed, drops those no
+    longer in ``articles``, in one transaction on ``con`` (a read-write connection on a
+    migrated warehouse, e.g. the loader's ``warehouse.db.writer``). ``rebuild`` empties
+    the index first. When more than ``compact_unsorted_share`` of the postings were
+    appended since the last sort, the postings are re-sorted by term (compaction).
+    ``memory_limit`` caps DuckDB's memory while it works (a full build of 100k articles
+    would otherwise take most of the machine; DuckDB spills to disk instead); the
+    connection's own limit is restored afterwards.
+    """
+    if not index_exists(con):
+        raise SearchIndexError(
+            "the search index tables are missing: open the warehouse read-write once "
+            "(any load, or `baotintuc search --rebuild`) so migration 010 applies"
+        )
+    started = time.perf_counter()
+    result = IndexUpdate()
+    previous_limit = None
+    if memory_limit:
+        row = con.execute("select current_setting('memory_limit')").fetchone()
+        previous_limit = str(row[0]) if row else None
+        con.execute(f"SET memory_limit = '{memory_limit}'")
+    try:
+        _update(con, result, rebuild, compact_unsorted_share)
+    finally:
+        if previous_limit:
+            con.execute(f"SET memory_limit = '{previous_limit}'")
+    result.seconds = time.perf_counter() - started
+    if result.added or result.removed:
+        logger.info("%s", result)
+    return result
+
+
+def _update(
+    con: duckdb.DuckDBPyConnection, result: IndexUpdate, rebuild: bool, compact_share: float
+) -> None:
+    con.execute("begin transaction")
+    try:
+        if rebuild:
+            for table in INDEX_TABLES:
+                con.execute(f"delete from {table}")
+        con.execute(
+            "create or replace temp table _stale as "
+            "select d.doc from search_docs d anti join articles a "
+            "on a.article_id = d.article_id and a.content_hash = d.content_hash"
+        )
+        result.removed = _count(con, "select count(*) from _stale")
+        if result.removed:
+            con.execute("delete from search_postings where doc in (select doc from _stale)")
+            con.execute("delete from search_docs where doc in (select doc from _stale)")
+        con.execute(
+            "create or replace temp table _fresh as "
+            "select a.article_id, a.article_id::bigint as doc, a.content_hash, "
+            "vn_tokens(a.title) as t, vn_tokens(a.sapo) as s, vn_tokens(a.body_text) as b "
+            "from articles a anti join search_docs d on d.article_id = a.article_id "
+            # doc::varchar must give the article_id back (an ID17 always does)
+            "where try_cast(a.article_id as bigint)::varchar = a.article_id"
+        )
+        result.added = _count(con, "select count(*) from _fresh")
+        if result.added:
+            result.postings = _index_fresh(con)
+        con.execute("drop table if exists _stale")
+        con.execute("drop table if exists _fresh")
+        total = _count(con, "select count(*) from search_postings")
+        was_empty_before = total == result.postings
+        unsorted = 0 if was_empty_before else _meta(con, "unsorted_rows") + result.postings
+        if unsorted and unsorted > compact_share * total:
+            _compact(con)
+            unsorted = 0
+            result.compacted = True
+        _set_meta(con, "unsorted_rows", unsorted)
+        _set_meta(con, "postings", total)
+        docs = con.execute(
+            "select count(*), coalesce(sum(title_len), 0), coalesce(sum(sapo_len), 0), "
+            "coalesce(sum(body_len), 0) from search_docs"
+        ).fetchone()
+        assert docs is not None
+        for key, value in zip(("docs", "title_tokens", "sapo_tokens", "body_tokens"), docs,
+                              strict=True):
+            _set_meta(con, key, int(value))
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+
+
+def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = con.execute(sql).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _index_fresh(con: duckdb.DuckDBPyConnection) -> int:
+    """Index the rows of temp table ``_fresh``; returns the number of postings added."""
+    con.execute(
+        """
+        create or replace temp table _tok as
+        with unnested as (
+            select doc, 1 as field, unnest(t) as term, unnest(range(len(t))) as pos
+            from _fresh
+            union all
+            select doc, 2, unnest(s), len(t) + 1 + unnest(range(len(s))) from _fresh
+            union all
+            select doc, 3, unnest(b), len(t) + len(s) + 2 + unnest(range(len(b))) from _fresh
+        )
+        select doc, term,
+            count(*) filter (where field = 1) as tf_title,
+            count(*) filter (where field = 2) as tf_sapo,
+            count(*) filter (where field = 3) as tf_body,
+            list(pos::integer order by pos) as pos
+        from unnested group by doc, term
+        """
+    )
+    base = _count(con, "select coalesce(max(term_id), 0) from search_terms")
+    con.execute(
+        f"""
+        insert into search_terms (term_id, term)
+        select {base} + row_number() over (order by term), term
+        from (select distinct term from _tok) new_terms
+        anti join search_terms using (term)
+        """
+    )
+    con.execute(
+        """
+        insert into search_postings (term_id, doc, tf_title, tf_sapo, tf_body, pos)
+        select st.term_id, k.doc,
+            least(k.tf_title, 65535), least(k.tf_sapo, 65535), least(k.tf_body, 65535), k.pos
+        from _tok k join search_terms st using (term)
+        order by st.term_id, k.doc
+        """
+    )
+    added = _count(con, "select count(*) from _tok")
+    con.execute(
+        """
+        insert into search_docs (doc, article_id, content_hash, title_len, sapo_len, body_len)
+        select doc, article_id, content_hash, len(t), len(s), len(b)
+        from _fresh order by doc
+        """
+    )
+    con.execute("drop table if exists _tok")
+    return added
+
+
+def _compact(con: duckdb.DuckDBPyConnection) -> None:
+    """Rewrite the postings sorted by (term_id, doc): row-group zone maps then skip."""
+    con.execute(
+        "create or replace temp table _sorted as "
+        "select * from search_postings order by term_id, doc"
+    )
+    con.execute("delete from search_postings")
+    con.execute("insert into search_postings select * from _sorted")
+    con.execute("drop table _sorted")
+
+
+def index_status(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+    """``(indexed articles, articles the index lacks or has stale)``."""
+    indexed = _count(con, "select count(*) from search_docs")
+    behind = _count(
+        con,
+        "select count(*) from articles a anti join search_docs d "
+        "on a.article_id = d.article_id and a.content_hash = d.content_hash",
+    )
+    return indexed, behind
+
+
+# --------------------------------------------------------------------------- compiling
+
+
+@dataclass(slots=True)
+class CompiledQuery:
+    """A parsed query turned into SQL: ``matches_sql`` yields the ``doc`` of every match."""
+
+    text: str
+    tree: Node
+    ctes: str
+    matches_sql: str
+    score_term_ids: list[int]
+    highlight_terms: list[list[str]]  # the folded tokens of each positive word/phrase
+    unknown_terms: list[str] = field(default_factory=list)
+
+
+def _fold_leaves(con: duckdb.DuckDBPyConnection, texts: Sequence[str]) -> list[list[str]]:
+    """Folded tokens of each text, by the index's own macro (the same folding as the index)."""
+    if not texts:
+        return []
+    row = con.execute(
+        "select list_transform(?::varchar[], lambda x: vn_tokens(x))", [list(texts)]
+    ).fetchone()
+    assert row is not None
+    return [list(tokens) for tokens in row[0]]
+
+
+def compile_query(con: duckdb.DuckDBPyConnection, query: str) -> CompiledQuery:
+    """Parse ``query`` and compile it against the index of ``con``.
+
+    Raises:
+        QuerySyntaxError: malformed query, or one with nothing but negations / no letters.
+    """
+    tree = parse_query(query)
+    all_leaves = leaves(tree)
+    folded = dict(zip(all_leaves, _fold_leaves(con, [leaf.text for leaf in all_leaves]),
+                      strict=True))
+    if not any(folded[leaf] for leaf in positive_leaves(tree)):
+        raise QuerySyntaxError(
+            "the query needs at least one word that is not negated (NOT / -), "
+            "with letters or digits"
+        )
+    tokens = sorted({t for toks in folded.values() for t in toks})
+    ids: dict[str, int] = {}
+    if tokens:
+        placeholders = ", ".join("?" for _ in tokens)
+        ids = dict(
+            con.execute(
+                f"select term, term_id from search_terms where term in ({placeholders})", tokens
+            ).fetchall()
+        )
+    unknown = [t for t in tokens if t not in ids]
+    id_list = ", ".join(str(i) for i in sorted(set(ids.values()))) or "null"
+    ctes: list[str] = [
+        "p as materialized (select term_id, doc, tf_title, tf_sapo, tf_body "
+        f"from search_postings where term_id in ({id_list}))"
+    ]
+    counter = iter(range(1_000_000))
+    phrase_ids: set[int] = set()
+
+    def leaf_sql(leaf: Word | Phrase) -> str | None:
+        toks = folded[leaf]
+        if not toks:
+            return None  # punctuation only: no constraint
+        if any(t not in ids for t in toks):
+            return "select doc from p where false"
+        sets = " intersect ".join(
+            f"select doc from p where term_id = {ids[t]}" for t in dict.fromkeys(toks)
+        )
+        if len(toks) == 1:
+            return sets
+        name = f"phrase_{next(counter)}"
+        # Consecutive positions: token k of the phrase at position x + k, for some x.
+        distinct_ids = sorted({ids[t] for t in toks})
+        lists = ", ".join(
+            f"any_value(pos) filter (where term_id = {i}) as l{i}" for i in distinct_ids
+        )
+        chain = f"l{ids[toks[0]]}"
+        for k, t in enumerate(toks[1:], 1):
+            chain = f"list_intersect({chain}, list_transform(l{ids[t]}, lambda x: x - {k}))"
+        present = " and ".join(f"l{i} is not null" for i in distinct_ids)
+        ctes.append(
+            f"{name} as (select doc from (select doc, {lists} from pp "
+            f"where term_id in ({', '.join(map(str, distinct_ids))}) group by doc) "
+            f"where {present} and len({chain}) > 0)"
+        )
+        phrase_ids.update(distinct_ids)
+        return f"select doc from {name}"
+
+    universe = "select doc from search_docs"
+
+    def node_sql(node: Node) -> str | None:
+        if isinstance(node, Word | Phrase):
+            return leaf_sql(node)
+        if isinstance(node, Not):
+            inner = node_sql(node.child)
+            return None if inner is None else f"{universe} except ({inner})"
+        parts = [(c, node_sql(c.child if isinstance(c, Not) else c)) for c in node.children]
+        if isinstance(node, And):
+            pos = [sql for c, sql in parts if sql is not None and not isinstance(c, Not)]
+            neg = [sql for c, sql in parts if sql is not None and isinstance(c, Not)]
+            if not pos and not neg:
+                return None
+            out = " intersect ".join(f"({s})" for s in pos) if pos else universe
+            for s in neg:
+                out = f"({out}) except ({s})"
+            return out
+        assert isinstance(node, Or)
+        alts = [
+            (f"{universe} except ({sql})" if isinstance(c, Not) else sql)
+            for c, sql in parts
+            if sql is not None
+        ]
+        return " union ".join(f"({s})" for s in alts) if alts else None
+
+    matches = node_sql(tree)
+    if phrase_ids:
+        ctes.insert(
+            1,
+            "pp as materialized (select term_id, doc, pos from search_postings "
+            f"where term_id in ({', '.join(str(i) for i in sorted(phrase_ids))}))",
+        )
+    if matches is None:
+        raise QuerySyntaxError("the query has no word with letters or digits")
+    positives = positive_leaves(tree)
+    score_ids = sorted({ids[t] for leaf in positives for t in folded[leaf] if t in ids})
+    return CompiledQuery(
+        text=query,
+        tree=tree,
+        ctes=",\n".join(ctes),
+        matches_sql=matches,
+        score_term_ids=score_ids,
+        highlight_terms=[folded[leaf] for leaf in positives if folded[leaf]],
+        unknown_terms=unknown,
+    )
+
+
+# --------------------------------------------------------------------------- filters
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Restrictions on publication day (Vietnam calendar days, inclusive) and category."""
+
+    since: date | None = None
+    until: date | None = None
+    category: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.since or self.until or self.category)
+
+    def where(self, alias: str = "a") -> tuple[str, list[Any]]:
+        """SQL condition on ``articles`` (alias ``alias``) and its parameters."""
+        conds: list[str] = []
+        params: list[Any] = []
+        local = f"({alias}.published_at at time zone '{SITE_TIMEZONE}')"
+        if self.since:
+            conds.append(f"{local} >= ?::timestamp")
+            params.append(self.since)
+        if self.until:
+            conds.append(f"{local} < (?::date + 1)::timestamp")
+            params.append(self.until)
+        if self.category:
+            # Name, as printed or folded (``phap luat``), or the numeric category id.
+            conds.append(
+                f"(vn_fold({alias}.category) = vn_fold(?) or {alias}.category_id::varchar = ?)"
+            )
+            params += [self.category, self.category]
+        return (" and ".join(conds) or "true"), params
+
+
+# --------------------------------------------------------------------------- searching
+
+
+@dataclass(slots=True)
+class SearchHit:
+    article_id: str
+    url: str
+    title: str
+    published_at: datetime | None
+    category: str | None
+    score: float
+    snippet: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "article_id": self.article_id,
+            "url": self.url,
+            "title": self.title,
+            "published_at": self.published_at.isoformat() if self.published_at else None,
+            "category": self.category,
+            "score": round(self.score, 4),
+            "snippet": self.snippet,
+        }
+
+
+@dataclass(slots=True)
+class SearchResult:
+    query: str
+    total: int
+    hits: list[SearchHit]
+    unknown_terms: list[str]
+
+
+def _bm25_sql(compiled: CompiledQuery, filters: Filters, weights: SearchSettings) -> str:
+    """Ranked matches: ``article_id, score, total`` (``total`` = number of matches).
+
+    BM25F: per field, tf is normalised by the field's length against its mean, the fields
+    are summed with their weights, and the sum saturates with ``k1`` once per term.
+    """
+    filtered = "select doc from m"
+    if filters.active:
+        cond, _ = filters.where("a")
+        filtered = (
+            f"select m.doc from m join articles a on a.article_id = m.doc::varchar where {cond}"
+        )
+    score_ids = ", ".join(str(i) for i in compiled.score_term_ids) or "null"
+    w_t, w_s, w_b = weights.title_weight, weights.sapo_weight, weights.body_weight
+    k1, b = weights.k1, weights.b
+    return f"""
+        with {compiled.ctes},
+        m as ({compiled.matches_sql}),
+        mf as materialized ({filtered}),
+        stats as (
+            select greatest(any_value(value) filter (where key = 'docs'), 1)::double as n,
+                greatest(any_value(value) filter (where key = 'title_tokens') / n, 1) as avg_t,
+                greatest(any_value(value) filter (where key = 'sapo_tokens') / n, 1) as avg_s,
+                greatest(any_value(value) filter (where key = 'body_tokens') / n, 1) as avg_b
+            from search_meta
+        ),
+        df as (
+            select term_id, ln(1 + (stats.n - count(*) + 0.5) / (count(*) + 0.5)) as idf
+            from p, stats where term_id in ({score_ids}) group by term_id, stats.n
+        ),
+        weighted as (
+            select p.doc, df.idf,
+                {w_t} * p.tf_title / (1 - {b} + {b} * d.title_len / stats.avg_t)
+              + {w_s} * p.tf_sapo / (1 - {b} + {b} * d.sapo_len / stats.avg_s)
+              + {w_b} * p.tf_body / (1 - {b} + {b} * d.body_len / stats.avg_b) as tfw
+            from p join df on df.term_id = p.term_id
+            semi join mf on mf.doc = p.doc
+            join search_docs d on d.doc = p.doc, stats
+        ),
+        scored as (
+            select doc, sum(idf * tfw * ({k1} + 1) / ({k1} + tfw)) as score
+            from weighted group by doc
+        )
+        select mf.doc::varchar as article_id, coalesce(s.score, 0) as score,
+            count(*) over () as total
+        from mf left join scored s on s.doc = mf.doc
+        order by score desc, mf.doc desc
+        limit ?
+    """
+
+
+def check_index_ready(con: duckdb.DuckDBPyConnection) -> None:
+    if not index_exists(con):
+        raise SearchIndexError(
+            "this warehouse has no search index yet: run `baotintuc search --rebuild` "
+            "(it needs the warehouse for itself for a moment)"
+        )
+    if _count(con, "select count(*) from search_docs") == 0 and _count(
+        con, "select count(*) from articles"
+    ):
+        raise SearchIndexError(
+            "the search index is empty while the warehouse has articles: "
+            "run `baotintuc search --rebuild`"
+        )
+
+
+def search(
+    con: duckdb.DuckDBPyConnection,
+    query: str,
+    *,
+    filters: Filters | None = None,
+    limit: int = 20,
+    settings: SearchSettings | None = None,
+) -> SearchResult:
+    """Ranked matches of ``query`` (see :mod:`warehouse.search_syntax`) with snippets.
+
+    Raises:
+        QuerySyntaxError: malformed query.
+        SearchIndexError: no usable index in this warehouse.
+    """
+    from config import SearchSettings
+
+    weights = settings or SearchSettings()
+    filters = filters or Filters()
+    check_index_ready(con)
+    compiled = compile_query(con, query)
+    _, params = filters.where("a")
+    rows = con.execute(_bm25_sql(compiled, filters, weights), [*params, limit]).fetchall()
+    total = int(rows[0][2]) if rows else 0
+    hits = _hydrate(con, [(str(r[0]), float(r[1])) for r in rows], compiled, weights)
+    return SearchResult(query=query, total=total, hits=hits, unknown_terms=compiled.unknown_terms)
+
+
+def match_ids(
+    con: duckdb.DuckDBPyConnection, query: str, filters: Filters | None = None
+) -> set[str]:
+    """Every ``article_id`` matching ``query`` (unranked): for tests and callers who count."""
+    check_index_ready(con)
+    compiled = compile_query(con, query)
+    cond, params = filters.where("a")
+    rows = con.execute(
+        f"with {compiled.ctes}, m as ({compiled.matches_sql}) "
+        f"select a.article_id from m join articles a on a.article_id = m.doc::varchar "
+        f"where {cond}",
+        params,
+    ).fetchall()
+    return {str(r[0]) for r in rows}
+
+
+def _hydrate(
+    con: duckdb.DuckDBPyConnection,
+    ranked: list[tuple[str, float]],
+    compiled: CompiledQuery,
+    weights: SearchSettings,
+) -> list[SearchHit]:
+    if not ranked:
+        return []
+    ids = [aid for aid, _ in ranked]
+    placeholders = ", ".join("?" for _ in ids)
+    rows = con.execute(
+        "select article_id, url, title, published_at, category, sapo, body_text "
+        f"from articles where article_id in ({placeholders})",
+        ids,
+    ).fetchall()
+    by_id = {r[0]: r for r in rows}
+    hits = []
+    for aid, score in ranked:
+        r = by_id[aid]
+        text = "\n".join(t for t in (r[5], r[6]) if t)
+        hits.append(
+            SearchHit(
+                article_id=aid,
+                url=r[1],
+                title=r[2] or "",
+                published_at=r[3],
+                category=r[4],
+                score=score,
+                snippet=make_snippet(text, compiled.highlight_terms, weights.snippet_chars)
+                or make_snippet(r[2] or "", compiled.highlight_terms, weights.snippet_chars),
+            )
+        )
+    return hits
+
+
+# --------------------------------------------------------------------------- snippets
+
+
+def _fold_char(c: str) -> str:
+    """The folded form of one character (one character, or ' ' for a non-token char)."""
+    if not c.isalnum():
+        return " "
+    s = c.lower().replace("đ", "d")
+    s = "".join(x for x in unicodedata.normalize("NFD", s) if not unicodedata.combining(x))
+    s = unicodedata.normalize("NFC", s)
+    return s[:1] if s else " "
+
+
+def _token_spans(text: str) -> list[tuple[str, int, int]]:
+    """``(folded token, start, end)`` in ``text`` (offsets in the original string)."""
+    folded = "".join(_fold_char(c) for c in text)  # same length as text
+    spans: list[tuple[str, int, int]] = []
+    start = None
+    for i, c in enumerate(folded + " "):
+        if c != " " and start is None:
+            start = i
+        elif c == " " and start is not None:
+            spans.append((folded[start:i], start, i))
+            start = None
+    return spans
+
+
+def make_snippet(text: str, terms: list[list[str]], width: int = 240) -> str:
+    """An excerpt of ``text`` of about ``width`` characters around the best cluster of
+    matches, each matched word or phrase wrapped in « ». Empty when nothing matches."""
+    if not text or not terms:
+        return ""
+    spans = _token_spans(text)
+    toks = [s[0] for s in spans]
+    marks: list[tuple[int, int, int]] = []  # (first token, last token, which term)
+    for which, seq in enumerate(terms):
+        n = len(seq)
+        for i in range(len(toks) - n + 1):
+            if toks[i : i + n] == seq:
+                marks.append((i, i + n - 1, which))
+    if not marks:
+        return ""
+    marks.sort()
+    best_start, best_score = marks[0][0], -1
+    for first, _, _ in marks:
+        window_end = spans[first][1] + width
+        inside = {w for f, last, w in marks if f >= first and spans[last][2] <= window_end}
+        if len(inside) > best_score:
+            best_start, best_score = first, len(inside)
+    lo = spans[best_start][1]
+    # Open a little before the first match, at a word start.
+    back = lo - width // 5
+    lo = next((s for _, s, _ in spans if s >= back), lo) if back > 0 else 0
+    hi = min(len(text), lo + width)
+    if hi < len(text):
+        hi = max((e for _, _, e in spans if e <= hi), default=hi)
+    pieces: list[str] = []
+    cursor = lo
+    covered = [(spans[f][1], spans[last][2]) for f, last, _ in marks
+               if spans[f][1] >= lo and spans[last][2] <= hi]
+    merged: list[list[int]] = []
+    for s, e in covered:
+        if merged and s <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], e)
+        elif merged and text[merged[-1][1]:s].isspace():
+            merged[-1][1] = e  # adjacent words of the query read as one mark
+        else:
+            merged.append([s, e])
+    for s, e in merged:
+        pieces += [text[cursor:s], MARK_OPEN, text[s:e], MARK_CLOSE]
+        cursor = e
+    pieces.append(text[cursor:hi])
+    body = " ".join("".join(pieces).split())
+    return ("…" if lo > 0 else "") + body + ("…" if hi < len(text) else "")
+
+
+__all__ = [
+    "CompiledQuery",
+    "Filters",
+    "IndexUpdate",
+    "MARK_CLOSE",
+    "MARK_OPEN",
+    "QuerySyntaxError",
+    "SearchHit",
+    "SearchIndexError",
+    "SearchResult",
+    "check_index_ready",
+    "compile_query",
+    "index_exists",
+    "index_status",
+    "make_snippet",
+    "match_ids",
+    "search",
+    "update_search_index",
+]
