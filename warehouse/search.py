@@ -50,6 +50,7 @@ logger = logging.getLogger(__name__)
 SITE_TIMEZONE = "Asia/Ho_Chi_Minh"
 INDEX_TABLES = ("search_terms", "search_docs", "search_postings", "search_meta")
 MARK_OPEN, MARK_CLOSE = "«", "»"
+INDEX_CHUNK_DOCS = 10_000
 
 
 class SearchIndexError(RuntimeError):
@@ -106,7 +107,7 @@ def update_search_index(
     *,
     rebuild: bool = False,
     compact_unsorted_share: float = 0.15,
-    memory_limit: str | None = "2GB",
+    memory_limit: str | None = "3GB",
 ) -> IndexUpdate:
     """Bring the index in line with ``articles``; call it after every committed load.
 
@@ -160,21 +161,25 @@ def _update(
             con.execute("delete from search_postings where doc in (select doc from _stale)")
             con.execute("delete from search_docs where doc in (select doc from _stale)")
         con.execute(
-            "create or replace temp table _fresh as "
-            "select a.article_id, a.article_id::bigint as doc, a.content_hash, "
-            "vn_tokens(a.title) as t, vn_tokens(a.sapo) as s, vn_tokens(a.body_text) as b "
+            "create or replace temp table _todo as "
+            "select a.article_id, a.article_id::bigint as doc, "
+            "row_number() over (order by a.article_id) - 1 as k "
             "from articles a anti join search_docs d on d.article_id = a.article_id "
             # doc::varchar must give the article_id back (an ID17 always does)
             "where try_cast(a.article_id as bigint)::varchar = a.article_id"
         )
-        result.added = _count(con, "select count(*) from _fresh")
-        if result.added:
-            result.postings = _index_fresh(con)
+        result.added = _count(con, "select count(*) from _todo")
+        was_empty = _count(con, "select count(*) from search_postings") == 0
+        unsorted = 0 if was_empty else _meta(con, "unsorted_rows")
+        # Chunks bound the memory of the token lists (list aggregates do not spill).
+        for first in range(0, result.added, INDEX_CHUNK_DOCS):
+            added = _index_chunk(con, first, first + INDEX_CHUNK_DOCS)
+            result.postings += added
+            if not (was_empty and first == 0):
+                unsorted += added
         con.execute("drop table if exists _stale")
-        con.execute("drop table if exists _fresh")
+        con.execute("drop table if exists _todo")
         total = _count(con, "select count(*) from search_postings")
-        was_empty_before = total == result.postings
-        unsorted = 0 if was_empty_before else _meta(con, "unsorted_rows") + result.postings
         if unsorted and unsorted > compact_share * total:
             _compact(con)
             unsorted = 0
@@ -200,8 +205,15 @@ def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
     return int(row[0]) if row else 0
 
 
-def _index_fresh(con: duckdb.DuckDBPyConnection) -> int:
-    """Index the rows of temp table ``_fresh``; returns the number of postings added."""
+def _index_chunk(con: duckdb.DuckDBPyConnection, first: int, end: int) -> int:
+    """Index rows ``first <= k < end`` of temp table ``_todo``; returns the postings added."""
+    con.execute(
+        "create or replace temp table _fresh as "
+        "select t.article_id, t.doc, a.content_hash, vn_tokens(a.title) as t, "
+        "vn_tokens(a.sapo) as s, vn_tokens(a.body_text) as b "
+        "from _todo t join articles a on a.article_id = t.article_id "
+        f"where t.k >= {first} and t.k < {end}"
+    )
     con.execute(
         """
         create or replace temp table _tok as
@@ -248,18 +260,24 @@ def _index_fresh(con: duckdb.DuckDBPyConnection) -> int:
         """
     )
     con.execute("drop table if exists _tok")
+    con.execute("drop table if exists _fresh")
     return added
 
 
 def _compact(con: duckdb.DuckDBPyConnection) -> None:
-    """Rewrite the postings sorted by (term_id, doc): row-group zone maps then skip."""
+    """Rewrite the postings sorted by (term_id, doc): row-group zone maps then skip.
+
+    The sorted copy is a scratch table of the database (not a temp table) so that the sort
+    can spill to disk; the postings table keeps its definition from migration 010.
+    """
+    con.execute("drop table if exists search_postings_scratch")
     con.execute(
-        "create or replace temp table _sorted as "
+        "create table search_postings_scratch as "
         "select * from search_postings order by term_id, doc"
     )
     con.execute("delete from search_postings")
-    con.execute("insert into search_postings select * from _sorted")
-    con.execute("drop table _sorted")
+    con.execute("insert into search_postings select * from search_postings_scratch")
+    con.execute("drop table search_postings_scratch")
 
 
 def index_status(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
@@ -577,7 +595,7 @@ def match_ids(
     """Every ``article_id`` matching ``query`` (unranked): for tests and callers who count."""
     check_index_ready(con)
     compiled = compile_query(con, query)
-    cond, params = filters.where("a")
+    cond, params = (filters or Filters()).where("a")
     rows = con.execute(
         f"with {compiled.ctes}, m as ({compiled.matches_sql}) "
         f"select a.article_id from m join articles a on a.article_id = m.doc::varchar "

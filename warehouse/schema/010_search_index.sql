@@ -49,3 +49,44 @@ create table if not exists search_meta (
     key varchar primary key,
     value bigint not null
 );
+
+-- Ranked search from SQL: every article containing all the words of q (folded), scored
+-- with BM25F (title ×3, sapo ×1.5, body ×1; k1 = 1.2, b = 0.75). `baotintuc search` adds
+-- phrases, OR and NOT and takes its weights from config/settings.toml [search].
+--   select s.score, a.title from search_match('thu tuong') s
+--   join articles a using (article_id) order by s.score desc limit 10;
+create or replace macro search_match(q) as table
+with qt as (
+    select distinct unnest(vn_tokens(q)) as term
+),
+ids as (
+    select st.term_id from search_terms st join qt using (term)
+),
+p as (
+    select * from search_postings where term_id in (select term_id from ids)
+),
+stats as (
+    select greatest(any_value(value) filter (where key = 'docs'), 1)::double as n,
+        greatest(any_value(value) filter (where key = 'title_tokens') / n, 1) as avg_t,
+        greatest(any_value(value) filter (where key = 'sapo_tokens') / n, 1) as avg_s,
+        greatest(any_value(value) filter (where key = 'body_tokens') / n, 1) as avg_b
+    from search_meta
+),
+df as (
+    select term_id, ln(1 + (stats.n - count(*) + 0.5) / (count(*) + 0.5)) as idf
+    from p, stats group by term_id, stats.n
+),
+matched as (
+    select doc from p group by doc
+    having count(*) = (select count(*) from qt) and (select count(*) from qt) > 0
+),
+weighted as (
+    select p.doc, df.idf,
+        3.0 * p.tf_title / (0.25 + 0.75 * d.title_len / stats.avg_t)
+      + 1.5 * p.tf_sapo / (0.25 + 0.75 * d.sapo_len / stats.avg_s)
+      + 1.0 * p.tf_body / (0.25 + 0.75 * d.body_len / stats.avg_b) as tfw
+    from p join df using (term_id) semi join matched using (doc)
+    join search_docs d on d.doc = p.doc, stats
+)
+select doc::varchar as article_id, sum(idf * tfw * 2.2 / (1.2 + tfw)) as score
+from weighted group by doc;
