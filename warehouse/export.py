@@ -19,7 +19,7 @@ Three datasets, each in its own folder of ``out``: ``articles``, ``article_image
   as in JSONL.
 
 ``out/SCHEMA.md`` describes every column of what was written; ``out/MANIFEST.json`` counts
-the rows.
+the rows. A dataset with no rows gets an empty folder and no file.
 """
 
 from __future__ import annotations
@@ -139,7 +139,10 @@ def _dataset_sql(
             selected.append(ref)
     partition = f"(coalesce(a.published_at, a.first_seen_at) at time zone '{SITE_TIMEZONE}')"
     if fmt == "parquet":
-        selected += [f"strftime({partition}, '%Y') as year", f"strftime({partition}, '%m') as month"]
+        selected += [
+            f"strftime({partition}, '%Y') as year",
+            f"strftime({partition}, '%m') as month",
+        ]
     source = "articles a" if table == "articles" else (
         f"{table} x join articles a on a.article_id = x.article_id"
     )
@@ -179,13 +182,15 @@ def export_warehouse(
                     "partition_by (year, month), compression zstd)",
                     params,
                 )
-        else:
+        elif summary.rows[table]:  # an empty file would break loaders (datasets: no rows)
             target.mkdir()
             file = target / f"{table}.{fmt}"
             options = "format json" if fmt == "jsonl" else "format csv, header true"
             if fmt == "csv":
                 sql = _lists_as_json(sql, cols)
             con.execute(f"copy ({sql}) to '{_quote(file)}' ({options})", params)
+        else:
+            target.mkdir()
         summary.files[table] = sum(1 for p in target.rglob("*") if p.is_file())
     _write_schema(out_dir, fmt, schemas, summary, since, until)
     return summary

@@ -305,6 +305,10 @@ class CompiledQuery:
     score_term_ids: list[int]
     highlight_terms: list[list[str]]  # the folded tokens of each positive word/phrase
     unknown_terms: list[str] = field(default_factory=list)
+    # Plain AND of single known words (the common case): matched and scored in one pass.
+    and_term_ids: list[int] | None = None
+    # Some matches may contain no positive term (``a OR -b``): rank them too, with score 0.
+    may_match_unscored: bool = False
 
 
 def _fold_leaves(con: duckdb.DuckDBPyConnection, texts: Sequence[str]) -> list[list[str]]:
@@ -417,6 +421,11 @@ def compile_query(con: duckdb.DuckDBPyConnection, query: str) -> CompiledQuery:
         raise QuerySyntaxError("the query has no word with letters or digits")
     positives = positive_leaves(tree)
     score_ids = sorted({ids[t] for leaf in positives for t in folded[leaf] if t in ids})
+    words = [tree] if isinstance(tree, Word) else list(tree.children) if isinstance(
+        tree, And) else []
+    plain_and = bool(words) and all(
+        isinstance(w, Word) and len(folded[w]) == 1 and folded[w][0] in ids for w in words
+    )
     return CompiledQuery(
         text=query,
         tree=tree,
@@ -425,7 +434,19 @@ def compile_query(con: duckdb.DuckDBPyConnection, query: str) -> CompiledQuery:
         score_term_ids=score_ids,
         highlight_terms=[folded[leaf] for leaf in positives if folded[leaf]],
         unknown_terms=unknown,
+        and_term_ids=score_ids if plain_and else None,
+        may_match_unscored=_has_negated_alternative(tree),
     )
+
+
+def _has_negated_alternative(node: Node) -> bool:
+    if isinstance(node, Word | Phrase):
+        return False
+    if isinstance(node, Not):
+        return _has_negated_alternative(node.child)
+    if isinstance(node, Or) and any(isinstance(c, Not) for c in node.children):
+        return True
+    return any(_has_negated_alternative(c) for c in node.children)
 
 
 # --------------------------------------------------------------------------- filters
@@ -501,20 +522,18 @@ def _bm25_sql(compiled: CompiledQuery, filters: Filters, weights: SearchSettings
 
     BM25F: per field, tf is normalised by the field's length against its mean, the fields
     are summed with their weights, and the sum saturates with ``k1`` once per term.
+    A plain AND of words is matched and scored in one aggregation; other queries compute
+    the match set ``m`` with set operations first.
     """
-    filtered = "select doc from m"
-    if filters.active:
-        cond, _ = filters.where("a")
-        filtered = (
-            f"select m.doc from m join articles a on a.article_id = m.doc::varchar where {cond}"
-        )
     score_ids = ", ".join(str(i) for i in compiled.score_term_ids) or "null"
     w_t, w_s, w_b = weights.title_weight, weights.sapo_weight, weights.body_weight
     k1, b = weights.k1, weights.b
-    return f"""
-        with {compiled.ctes},
-        m as ({compiled.matches_sql}),
-        mf as materialized ({filtered}),
+    if filters.active:
+        cond, _ = filters.where("a")
+        keep = f"semi join articles a on a.article_id = p.doc::varchar and {cond}"
+    else:
+        keep = ""
+    common = f"""
         stats as (
             select greatest(any_value(value) filter (where key = 'docs'), 1)::double as n,
                 greatest(any_value(value) filter (where key = 'title_tokens') / n, 1) as avg_t,
@@ -525,25 +544,49 @@ def _bm25_sql(compiled: CompiledQuery, filters: Filters, weights: SearchSettings
         df as (
             select term_id, ln(1 + (stats.n - count(*) + 0.5) / (count(*) + 0.5)) as idf
             from p, stats where term_id in ({score_ids}) group by term_id, stats.n
-        ),
-        weighted as (
-            select p.doc, df.idf,
+        )"""
+    term_score = f"""df.idf * tfw * ({k1} + 1) / ({k1} + tfw)"""
+    tfw = f"""(
                 {w_t} * p.tf_title / (1 - {b} + {b} * d.title_len / stats.avg_t)
               + {w_s} * p.tf_sapo / (1 - {b} + {b} * d.sapo_len / stats.avg_s)
-              + {w_b} * p.tf_body / (1 - {b} + {b} * d.body_len / stats.avg_b) as tfw
+              + {w_b} * p.tf_body / (1 - {b} + {b} * d.body_len / stats.avg_b))"""
+    if compiled.and_term_ids is not None:
+        n_terms = len(compiled.and_term_ids)
+        return f"""
+        with {compiled.ctes},
+        {common},
+        scored as (
+            select p.doc, sum({term_score.replace('tfw', tfw)}) as score
+            from p join df on df.term_id = p.term_id
+            join search_docs d on d.doc = p.doc {keep}, stats
+            group by p.doc having count(*) = {n_terms}
+        )
+        select doc::varchar as article_id, score, (select count(*) from scored) as total
+        from scored order by score desc, doc desc limit ?
+        """
+    ranked = "scored"
+    if compiled.may_match_unscored:
+        ranked = (
+            "(select mf.doc, coalesce(s.score, 0) as score from mf "
+            "left join scored s on s.doc = mf.doc)"
+        )
+    mf = "select doc from m" if not keep else (
+        f"select p.doc from m p {keep}"
+    )
+    return f"""
+        with {compiled.ctes},
+        m as ({compiled.matches_sql}),
+        mf as materialized ({mf}),
+        {common},
+        scored as (
+            select p.doc, sum({term_score.replace('tfw', tfw)}) as score
             from p join df on df.term_id = p.term_id
             semi join mf on mf.doc = p.doc
             join search_docs d on d.doc = p.doc, stats
-        ),
-        scored as (
-            select doc, sum(idf * tfw * ({k1} + 1) / ({k1} + tfw)) as score
-            from weighted group by doc
+            group by p.doc
         )
-        select mf.doc::varchar as article_id, coalesce(s.score, 0) as score,
-            count(*) over () as total
-        from mf left join scored s on s.doc = mf.doc
-        order by score desc, mf.doc desc
-        limit ?
+        select doc::varchar as article_id, score, (select count(*) from mf) as total
+        from {ranked} r order by score desc, doc desc limit ?
     """
 
 

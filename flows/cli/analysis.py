@@ -85,8 +85,11 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _open_for_search(db: Path, settings: Settings) -> Any:
+    """Read-only connection; a writer's lock is waited for (bounded) in silence, so that
+    a failure is the one line of :class:`warehouse.db.WarehouseLocked`."""
     from warehouse.db import connect
 
+    logging.getLogger("warehouse.db").setLevel(logging.ERROR)
     return connect(
         db,
         read_only=True,
