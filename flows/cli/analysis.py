@@ -239,6 +239,37 @@ def _print_attention_table(queries: list[str], rows: list[Any]) -> None:
     write_rows(columns, table, "table")
 
 
+# --------------------------------------------------------------------------- export
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    db = _db_path(args, settings)
+    if not db.exists():
+        return _missing(db)
+    if err := _check_range(args):
+        return fail(err)
+    import duckdb
+
+    from warehouse.db import WarehouseLocked
+    from warehouse.export import ExportError, export_warehouse
+
+    try:
+        with _open_for_search(db, settings) as con:
+            summary = export_warehouse(
+                con, Path(args.out), args.format, since=args.since, until=args.until
+            )
+    except WarehouseLocked as exc:
+        return fail(f"the warehouse cannot be read now: {exc}")
+    except ExportError as exc:
+        return fail(f"export: {exc}")
+    except (OSError, duckdb.Error) as exc:
+        logger.debug("export failed", exc_info=True)
+        return fail(f"export failed: {_first_line(exc)}", EXIT_FAILED)
+    print(f"{summary}; schema in {Path(args.out) / 'SCHEMA.md'}")
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------- registration
 
 
@@ -290,6 +321,16 @@ def register(sub: Any) -> None:
     a.add_argument("--category", help="category name (accents optional) or id")
     a.add_argument("--format", choices=("table", "json", "csv"), default="table")
     a.set_defaults(func=cmd_attention)
+
+    e = sub.add_parser(
+        "export",
+        help="write articles, images and versions as Parquet (hive-partitioned), CSV or JSONL",
+    )
+    e.add_argument("--db", help="DuckDB file (default: paths.db_path)")
+    _add_range(e)
+    e.add_argument("--format", choices=("parquet", "csv", "jsonl"), required=True)
+    e.add_argument("--out", required=True, help="new or empty folder to write into")
+    e.set_defaults(func=cmd_export)
 
 
 __all__ = ["EXIT_CANNOT_START", "register"]
