@@ -239,6 +239,38 @@ def _print_attention_table(queries: list[str], rows: list[Any]) -> None:
     write_rows(columns, table, "table")
 
 
+# --------------------------------------------------------------------------- report
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    db = _db_path(args, settings)
+    if not db.exists():
+        return _missing(db)
+    if err := _check_range(args):
+        return fail(err)
+    import duckdb
+
+    from warehouse.db import WarehouseLocked
+    from warehouse.report.build import write_report
+    from warehouse.search import QuerySyntaxError
+
+    out = Path(args.out)
+    try:
+        with _open_for_search(db, settings) as con:
+            data = write_report(con, out, db_path=str(db), since=args.since, until=args.until,
+                                queries=args.query)
+    except WarehouseLocked as exc:
+        return fail(f"the warehouse cannot be read now: {exc}")
+    except QuerySyntaxError as exc:
+        return fail(f"report: --query: {exc}")
+    except (OSError, duckdb.Error) as exc:
+        logger.debug("report failed", exc_info=True)
+        return fail(f"report failed: {_first_line(exc)}", EXIT_FAILED)
+    print(f"report of {data.articles} articles written to {out}")
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------- export
 
 
@@ -321,6 +353,17 @@ def register(sub: Any) -> None:
     a.add_argument("--category", help="category name (accents optional) or id")
     a.add_argument("--format", choices=("table", "json", "csv"), default="table")
     a.set_defaults(func=cmd_attention)
+
+    r = sub.add_parser(
+        "report", help="one self-contained HTML report (charts, top words, data quality)"
+    )
+    r.add_argument("--db", help="DuckDB file (default: paths.db_path)")
+    _add_range(r)
+    r.add_argument("--query", action="append", metavar="Q",
+                   help="a search query to chart attention for (repeatable; default: the "
+                   "three top tags)")
+    r.add_argument("--out", required=True, help="the HTML file to write")
+    r.set_defaults(func=cmd_report)
 
     e = sub.add_parser(
         "export",
