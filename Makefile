@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 BTT := $(VENV)/bin/baotintuc
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup run demo test test-fast test-browser lint serve mirror bench-extraction bench-incremental clean
+.PHONY: setup run demo test test-fast test-browser lint serve mirror bench-extraction bench-incremental bench-search clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ bench-extraction: setup ## extraction figures: fixtures + ScrapingHub benchmark
 
 bench-incremental: setup
 	$(PY) -m bench.incremental
+
+bench-search: setup ## search index at 100k articles (needs data/demo.duckdb: make demo)
+	@test -f data/demo.duckdb || $(BTT) demo
+	$(PY) -m bench.search
 
 clean:
 	rm -rf data/runs data/httpcache data/mirror
