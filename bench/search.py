@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import statistics
@@ -161,6 +162,64 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[k]
 
 
+def _calibration_ms(con: object) -> float:
+    """A fixed CPU-bound DuckDB query: divide latencies by it to compare busy runs."""
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        con.execute("select sum(hash(i)) from range(20000000) t(i)").fetchone()  # type: ignore[attr-defined]
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
+def measure_queries(db: Path, rounds: int) -> dict[str, object]:
+    """Latency of :data:`QUERIES` on the index of ``db`` (read-only), with the machine's
+    load and a calibration query measured in the same run."""
+    con = connect(db, read_only=True)
+    calibration = _calibration_ms(con)
+    latencies: dict[str, list[float]] = {}
+    totals: dict[str, int] = {}
+    for q in QUERIES:  # one warm-up pass
+        totals[q] = search(con, q, limit=10).total
+    for _ in range(rounds):
+        for q in QUERIES:
+            t = time.perf_counter()
+            search(con, q, limit=10)
+            latencies.setdefault(q, []).append((time.perf_counter() - t) * 1000)
+    filtered: list[float] = []
+    for q in QUERIES[:8]:
+        t = time.perf_counter()
+        search(con, q, limit=10, filters=Filters(category="Pháp luật"))
+        filtered.append((time.perf_counter() - t) * 1000)
+    baseline: dict[str, float] = {}
+    for q in BASELINE_QUERIES:
+        t = time.perf_counter()
+        con.execute(
+            "select count(*) from articles where vn_fold(title || ' ' || sapo || ' ' || "
+            "body_text) like '%' || vn_fold(?) || '%'",
+            [q],
+        ).fetchone()
+        baseline[q] = (time.perf_counter() - t) * 1000
+    con.close()
+
+    flat = [x for xs in latencies.values() for x in xs]
+    median = statistics.median(flat)
+    return {
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "calibration_ms": round(calibration, 1),
+        "query_median_ms": round(median, 1),
+        "query_p95_ms": round(_percentile(flat, 0.95), 1),
+        "query_max_ms": round(max(flat), 1),
+        "query_median_per_calibration": round(median / calibration, 3),
+        "filtered_median_ms": round(statistics.median(filtered), 1),
+        "per_query_median_ms": {q: round(statistics.median(v), 1) for q, v in latencies.items()},
+        "per_query_matches": totals,
+        "baseline_like_scan_ms": {q: round(v, 1) for q, v in baseline.items()},
+        "speedup_vs_like_scan": round(statistics.median(baseline.values()) / statistics.median(
+            statistics.median(latencies[q]) for q in BASELINE_QUERIES), 1),
+    }
+
+
 def run(args: argparse.Namespace) -> dict[str, object]:
     work = Path(args.work or tempfile.mkdtemp(prefix="bench-search-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -179,6 +238,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     size_articles = db.stat().st_size
 
     con = connect(db)
+    migrate(con)  # a corpus from an older schema gets the current index tables
     n_articles = con.execute("select count(*) from articles").fetchone()[0]  # type: ignore[index]
     text_mb = con.execute(
         "select sum(length(title) + length(sapo) + length(body_text)) / 1e6 from articles"
@@ -221,36 +281,6 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     noop_s = time.perf_counter() - t0
     con.close()
 
-    con = connect(db, read_only=True)
-    latencies: dict[str, list[float]] = {}
-    totals: dict[str, int] = {}
-    for q in QUERIES:  # one warm-up pass
-        totals[q] = search(con, q, limit=10).total
-    for _ in range(args.rounds):
-        for q in QUERIES:
-            t = time.perf_counter()
-            search(con, q, limit=10)
-            latencies.setdefault(q, []).append((time.perf_counter() - t) * 1000)
-    filtered: list[float] = []
-    for q in QUERIES[:8]:
-        t = time.perf_counter()
-        search(con, q, limit=10, filters=Filters(category="Pháp luật"))
-        filtered.append((time.perf_counter() - t) * 1000)
-    baseline: dict[str, float] = {}
-    for q in BASELINE_QUERIES:
-        t = time.perf_counter()
-        con.execute(
-            "select count(*) from articles where vn_fold(title || ' ' || sapo || ' ' || "
-            "body_text) like '%' || vn_fold(?) || '%'",
-            [q],
-        ).fetchone()
-        baseline[q] = (time.perf_counter() - t) * 1000
-    con.close()
-
-    flat = [x for xs in latencies.values() for x in xs]
-    index_median = statistics.median(
-        statistics.median(latencies[q]) for q in BASELINE_QUERIES if q in latencies
-    ) if any(q in latencies for q in BASELINE_QUERIES) else None
     report: dict[str, object] = {
         "articles": n_articles,
         "text_mb": round(float(text_mb), 1),
@@ -265,18 +295,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "noop_update_s": round(noop_s, 3),
         "peak_rss_mb_after_build": round(rss_after_build),
         "peak_rss_mb": round(_rss_mb()),
-        "query_median_ms": round(statistics.median(flat), 1),
-        "query_p95_ms": round(_percentile(flat, 0.95), 1),
-        "query_max_ms": round(max(flat), 1),
-        "filtered_median_ms": round(statistics.median(filtered), 1),
-        "per_query_median_ms": {q: round(statistics.median(v), 1) for q, v in latencies.items()},
-        "per_query_matches": totals,
-        "baseline_like_scan_ms": {q: round(v, 1) for q, v in baseline.items()},
     }
-    if index_median:
-        report["speedup_vs_like_scan"] = round(
-            statistics.median(baseline.values()) / index_median, 1
-        )
+    report.update(measure_queries(db, args.rounds))
     return report
 
 
@@ -295,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reuse-corpus", action="store_true",
                    help="keep <work>/corpus.duckdb from an earlier run")
     p.add_argument("--corpus-only", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--queries-only", action="store_true",
+                   help="only the query latencies, on <work>/bench-search.duckdb of a run")
     args = p.parse_args(argv)
     if args.corpus_only:
         work = Path(args.work)
@@ -305,7 +327,10 @@ def main(argv: list[str] | None = None) -> int:
     if not src.exists():
         print(f"bench.search: no warehouse at {src} (run `make demo` first)", file=sys.stderr)
         return 2
-    report = run(args)
+    if args.queries_only:
+        report = measure_queries(Path(args.work) / "bench-search.duckdb", args.rounds)
+    else:
+        report = run(args)
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=2))
         return 0

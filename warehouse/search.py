@@ -20,6 +20,7 @@ so it is idempotent and catches up after any miss.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import unicodedata
 from collections.abc import Sequence
@@ -106,7 +107,8 @@ def update_search_index(
     con: duckdb.DuckDBPyConnection,
     *,
     rebuild: bool = False,
-    compact_unsorted_share: float = 0.15,
+    settings: SearchSettings | None = None,
+    compact_unsorted_share: float | None = None,
     memory_limit: str | None = "3GB",
 ) -> IndexUpdate:
     """Bring the index in line with ``articles``; call it after every committed load.
@@ -114,8 +116,11 @@ def update_search_index(
     Re-indexes the articles that are new or whose ``content_hash`` changed, drops those no
     longer in ``articles``, in one transaction on ``con`` (a read-write connection on a
     migrated warehouse, e.g. the loader's ``warehouse.db.writer``). ``rebuild`` empties
-    the index first. When more than ``compact_unsorted_share`` of the postings were
-    appended since the last sort, the postings are re-sorted by term (compaction).
+    the index first. When more than ``compact_unsorted_share`` (default: the setting) of
+    the postings were appended since the last sort, the postings are re-sorted by term
+    (compaction). The BM25F weights of ``settings`` (``[search]``) and the mean field
+    lengths are applied at index time: a new index or a compaction takes the settings,
+    incremental updates keep the parameters the index has.
     ``memory_limit`` caps DuckDB's memory while it works (a full build of 100k articles
     would otherwise take most of the machine; DuckDB spills to disk instead); the
     connection's own limit is restored afterwards.
@@ -132,8 +137,13 @@ def update_search_index(
         row = con.execute("select current_setting('memory_limit')").fetchone()
         previous_limit = str(row[0]) if row else None
         con.execute(f"SET memory_limit = '{memory_limit}'")
+    from config import SearchSettings
+
+    cfg = settings or SearchSettings()
+    share = cfg.compact_unsorted_share if compact_unsorted_share is None else (
+        compact_unsorted_share)
     try:
-        _update(con, result, rebuild, compact_unsorted_share)
+        _update(con, result, rebuild, share, cfg)
     finally:
         if previous_limit:
             con.execute(f"SET memory_limit = '{previous_limit}'")
@@ -143,8 +153,59 @@ def update_search_index(
     return result
 
 
+@dataclass(slots=True)
+class Bm25Params:
+    """Index-time BM25F parameters: field weights, b and the mean field lengths."""
+
+    w_title: float
+    w_sapo: float
+    w_body: float
+    b: float
+    avg_title: float = 1.0
+    avg_sapo: float = 1.0
+    avg_body: float = 1.0
+
+    KEYS = ("w_title", "w_sapo", "w_body", "b", "avg_title", "avg_sapo", "avg_body")
+
+    @classmethod
+    def from_settings(cls, cfg: SearchSettings) -> Bm25Params:
+        return cls(cfg.title_weight, cfg.sapo_weight, cfg.body_weight, cfg.b)
+
+    @classmethod
+    def from_meta(cls, con: duckdb.DuckDBPyConnection) -> Bm25Params | None:
+        rows = dict(con.execute("select key, value from search_meta").fetchall())
+        if not all(k in rows for k in cls.KEYS):
+            return None
+        return cls(*(rows[k] / 1000 for k in cls.KEYS))
+
+    def save(self, con: duckdb.DuckDBPyConnection) -> None:
+        for key in self.KEYS:
+            _set_meta(con, key, round(getattr(self, key) * 1000))
+
+    def with_means(self, con: duckdb.DuckDBPyConnection, table: str, lens: str) -> Bm25Params:
+        """These weights with the mean lengths of ``table`` (columns named by ``lens``)."""
+        t, s_, b_ = (f"{lens}{x}" for x in ("title_len", "sapo_len", "body_len"))
+        row = con.execute(f"select avg({t}), avg({s_}), avg({b_}) from {table}").fetchone()
+        means = [max(float(v or 1), 1.0) for v in (row or (1, 1, 1))]
+        return Bm25Params(self.w_title, self.w_sapo, self.w_body, self.b, *means)
+
+    def weight_sql(self, tf: str, lens: str) -> str:
+        """SQL of w from tf columns ``{tf}tf_title``… and lengths ``{lens}title_len``…"""
+        parts = []
+        for name, weight, avg in (("title", self.w_title, self.avg_title),
+                                  ("sapo", self.w_sapo, self.avg_sapo),
+                                  ("body", self.w_body, self.avg_body)):
+            parts.append(f"{weight} * {tf}tf_{name} / (1 - {self.b} + {self.b} * "
+                         f"{lens}{name}_len / {avg})")
+        return "(" + " + ".join(parts) + ")::real"
+
+
 def _update(
-    con: duckdb.DuckDBPyConnection, result: IndexUpdate, rebuild: bool, compact_share: float
+    con: duckdb.DuckDBPyConnection,
+    result: IndexUpdate,
+    rebuild: bool,
+    compact_share: float,
+    cfg: SearchSettings,
 ) -> None:
     con.execute("begin transaction")
     try:
@@ -171,9 +232,16 @@ def _update(
         result.added = _count(con, "select count(*) from _todo")
         was_empty = _count(con, "select count(*) from search_postings") == 0
         unsorted = 0 if was_empty else _meta(con, "unsorted_rows")
+        params = None if was_empty else Bm25Params.from_meta(con)
         # Chunks bound the memory of the token lists (list aggregates do not spill).
         for first in range(0, result.added, INDEX_CHUNK_DOCS):
-            added = _index_chunk(con, first, first + INDEX_CHUNK_DOCS)
+            if params is None:  # a new index: the means of its first chunk, until compaction
+                _fresh_chunk(con, first, first + INDEX_CHUNK_DOCS)
+                params = Bm25Params.from_settings(cfg).with_means(
+                    con, "(select len(t) as title_len, len(s) as sapo_len, len(b) as "
+                    "body_len from _fresh)", "")
+                params.save(con)
+            added = _index_chunk(con, first, first + INDEX_CHUNK_DOCS, params)
             result.postings += added
             if not (was_empty and first == 0):
                 unsorted += added
@@ -181,7 +249,7 @@ def _update(
         con.execute("drop table if exists _todo")
         total = _count(con, "select count(*) from search_postings")
         if unsorted and unsorted > compact_share * total:
-            _compact(con)
+            _compact(con, Bm25Params.from_settings(cfg))
             unsorted = 0
             result.compacted = True
         _set_meta(con, "unsorted_rows", unsorted)
@@ -205,8 +273,8 @@ def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
     return int(row[0]) if row else 0
 
 
-def _index_chunk(con: duckdb.DuckDBPyConnection, first: int, end: int) -> int:
-    """Index rows ``first <= k < end`` of temp table ``_todo``; returns the postings added."""
+def _fresh_chunk(con: duckdb.DuckDBPyConnection, first: int, end: int) -> None:
+    """Temp table ``_fresh``: the tokens of rows ``first <= k < end`` of ``_todo``."""
     con.execute(
         "create or replace temp table _fresh as "
         "select t.article_id, t.doc, a.content_hash, vn_tokens(a.title) as t, "
@@ -214,6 +282,14 @@ def _index_chunk(con: duckdb.DuckDBPyConnection, first: int, end: int) -> int:
         "from _todo t join articles a on a.article_id = t.article_id "
         f"where t.k >= {first} and t.k < {end}"
     )
+
+
+def _index_chunk(
+    con: duckdb.DuckDBPyConnection, first: int, end: int, params: Bm25Params
+) -> int:
+    """Index rows ``first <= k < end`` of temp table ``_todo``; returns the postings added."""
+    if _count(con, "select count(*) from duckdb_tables() where table_name = '_fresh'") == 0:
+        _fresh_chunk(con, first, first + (end - first))
     con.execute(
         """
         create or replace temp table _tok as
@@ -243,11 +319,14 @@ def _index_chunk(con: duckdb.DuckDBPyConnection, first: int, end: int) -> int:
         """
     )
     con.execute(
-        """
-        insert into search_postings (term_id, doc, tf_title, tf_sapo, tf_body, pos)
+        f"""
+        insert into search_postings (term_id, doc, tf_title, tf_sapo, tf_body, w, pos)
         select st.term_id, k.doc,
-            least(k.tf_title, 65535), least(k.tf_sapo, 65535), least(k.tf_body, 65535), k.pos
+            least(k.tf_title, 65535), least(k.tf_sapo, 65535), least(k.tf_body, 65535),
+            {params.weight_sql("k.", "f.")}, k.pos
         from _tok k join search_terms st using (term)
+        join (select doc, len(t) as title_len, len(s) as sapo_len, len(b) as body_len
+              from _fresh) f on f.doc = k.doc
         order by st.term_id, k.doc
         """
     )
@@ -264,16 +343,22 @@ def _index_chunk(con: duckdb.DuckDBPyConnection, first: int, end: int) -> int:
     return added
 
 
-def _compact(con: duckdb.DuckDBPyConnection) -> None:
-    """Rewrite the postings sorted by (term_id, doc): row-group zone maps then skip.
+def _compact(con: duckdb.DuckDBPyConnection, params: Bm25Params) -> None:
+    """Rewrite the postings sorted by (term_id, doc) (row-group zone maps then skip the
+    rest), with every ``w`` recomputed from ``params``' weights and today's mean lengths.
 
     The sorted copy is a scratch table of the database (not a temp table) so that the sort
     can spill to disk; the postings table keeps its definition from migration 010.
     """
+    params = params.with_means(con, "search_docs", "")
+    params.save(con)
     con.execute("drop table if exists search_postings_scratch")
     con.execute(
         "create table search_postings_scratch as "
-        "select * from search_postings order by term_id, doc"
+        "select p.term_id, p.doc, p.tf_title, p.tf_sapo, p.tf_body, "
+        f"{params.weight_sql('p.', 'd.')} as w, p.pos "
+        "from search_postings p join search_docs d on d.doc = p.doc "
+        "order by p.term_id, p.doc"
     )
     con.execute("delete from search_postings")
     con.execute("insert into search_postings select * from search_postings_scratch")
@@ -349,11 +434,10 @@ def compile_query(con: duckdb.DuckDBPyConnection, query: str) -> CompiledQuery:
     unknown = [t for t in tokens if t not in ids]
     id_list = ", ".join(str(i) for i in sorted(set(ids.values()))) or "null"
     ctes: list[str] = [
-        "p as materialized (select term_id, doc, tf_title, tf_sapo, tf_body "
+        "p as materialized (select term_id, doc, w "
         f"from search_postings where term_id in ({id_list}))"
     ]
     counter = iter(range(1_000_000))
-    phrase_ids: set[int] = set()
 
     def leaf_sql(leaf: Word | Phrase) -> str | None:
         toks = folded[leaf]
@@ -367,21 +451,22 @@ def compile_query(con: duckdb.DuckDBPyConnection, query: str) -> CompiledQuery:
         if len(toks) == 1:
             return sets
         name = f"phrase_{next(counter)}"
-        # Consecutive positions: token k of the phrase at position x + k, for some x.
+        # Candidates hold every word (cheap: no positions); then token k of the phrase at
+        # position x + k, for some x, joining the positions of the candidates only.
         distinct_ids = sorted({ids[t] for t in toks})
-        lists = ", ".join(
-            f"any_value(pos) filter (where term_id = {i}) as l{i}" for i in distinct_ids
-        )
-        chain = f"l{ids[toks[0]]}"
-        for k, t in enumerate(toks[1:], 1):
-            chain = f"list_intersect({chain}, list_transform(l{ids[t]}, lambda x: x - {k}))"
-        present = " and ".join(f"l{i} is not null" for i in distinct_ids)
         ctes.append(
-            f"{name} as (select doc from (select doc, {lists} from pp "
-            f"where term_id in ({', '.join(map(str, distinct_ids))}) group by doc) "
-            f"where {present} and len({chain}) > 0)"
+            f"{name}_c as materialized (select doc from p where term_id in "
+            f"({', '.join(map(str, distinct_ids))}) group by doc "
+            f"having count(*) = {len(distinct_ids)})"
         )
-        phrase_ids.update(distinct_ids)
+        joins = []
+        for k, t in enumerate(toks):
+            part = (
+                f"(select doc, unnest(pos) - {k} as x from search_postings "
+                f"where term_id = {ids[t]} and doc in (select doc from {name}_c)) a{k}"
+            )
+            joins.append(part if k == 0 else f"join {part} using (doc, x)")
+        ctes.append(f"{name} as (select distinct a0.doc from {' '.join(joins)})")
         return f"select doc from {name}"
 
     universe = "select doc from search_docs"
@@ -411,12 +496,6 @@ def compile_query(con: duckdb.DuckDBPyConnection, query: str) -> CompiledQuery:
         return " union ".join(f"({s})" for s in alts) if alts else None
 
     matches = node_sql(tree)
-    if phrase_ids:
-        ctes.insert(
-            1,
-            "pp as materialized (select term_id, doc, pos from search_postings "
-            f"where term_id in ({', '.join(str(i) for i in sorted(phrase_ids))}))",
-        )
     if matches is None:
         raise QuerySyntaxError("the query has no word with letters or digits")
     positives = positive_leaves(tree)
@@ -517,49 +596,45 @@ class SearchResult:
     unknown_terms: list[str]
 
 
-def _bm25_sql(compiled: CompiledQuery, filters: Filters, weights: SearchSettings) -> str:
+def _idf_sql(con: duckdb.DuckDBPyConnection, term_ids: list[int]) -> str:
+    """``case term_id when … then idf … end`` with each term's idf as a constant."""
+    if not term_ids:
+        return "0.0"
+    n = max(_meta(con, "docs"), 1)
+    dfs = con.execute(
+        "select term_id, count(*) from search_postings "
+        f"where term_id in ({', '.join(map(str, term_ids))}) group by term_id"
+    ).fetchall()
+    whens = " ".join(
+        f"when {tid} then {math.log(1 + (n - df + 0.5) / (df + 0.5))!r}" for tid, df in dfs
+    )
+    return f"(case p.term_id {whens} else 0.0 end)" if whens else "0.0"
+
+
+def _bm25_sql(
+    compiled: CompiledQuery, filters: Filters, weights: SearchSettings, idf: str
+) -> str:
     """Ranked matches: ``article_id, score, total`` (``total`` = number of matches).
 
-    BM25F: per field, tf is normalised by the field's length against its mean, the fields
-    are summed with their weights, and the sum saturates with ``k1`` once per term.
-    A plain AND of words is matched and scored in one aggregation; other queries compute
-    the match set ``m`` with set operations first.
+    BM25F with the index-time term weights ``w`` (fields weighted and length-normalised,
+    see :class:`Bm25Params`), saturated once per term with ``k1`` and multiplied by the
+    term's idf (constants in ``idf``). A plain AND of words is matched and scored in one
+    aggregation; other queries compute the match set ``m`` with set operations first.
     """
     score_ids = ", ".join(str(i) for i in compiled.score_term_ids) or "null"
-    w_t, w_s, w_b = weights.title_weight, weights.sapo_weight, weights.body_weight
-    k1, b = weights.k1, weights.b
+    k1 = weights.k1
+    term_score = f"{idf} * p.w * ({k1} + 1) / ({k1} + p.w)"
+    keep = ""
     if filters.active:
         cond, _ = filters.where("a")
         keep = f"semi join articles a on a.article_id = p.doc::varchar and {cond}"
-    else:
-        keep = ""
-    common = f"""
-        stats as (
-            select greatest(any_value(value) filter (where key = 'docs'), 1)::double as n,
-                greatest(any_value(value) filter (where key = 'title_tokens') / n, 1) as avg_t,
-                greatest(any_value(value) filter (where key = 'sapo_tokens') / n, 1) as avg_s,
-                greatest(any_value(value) filter (where key = 'body_tokens') / n, 1) as avg_b
-            from search_meta
-        ),
-        df as (
-            select term_id, ln(1 + (stats.n - count(*) + 0.5) / (count(*) + 0.5)) as idf
-            from p, stats where term_id in ({score_ids}) group by term_id, stats.n
-        )"""
-    term_score = f"""df.idf * tfw * ({k1} + 1) / ({k1} + tfw)"""
-    tfw = f"""(
-                {w_t} * p.tf_title / (1 - {b} + {b} * d.title_len / stats.avg_t)
-              + {w_s} * p.tf_sapo / (1 - {b} + {b} * d.sapo_len / stats.avg_s)
-              + {w_b} * p.tf_body / (1 - {b} + {b} * d.body_len / stats.avg_b))"""
     if compiled.and_term_ids is not None:
-        n_terms = len(compiled.and_term_ids)
         return f"""
         with {compiled.ctes},
-        {common},
         scored as (
-            select p.doc, sum({term_score.replace('tfw', tfw)}) as score
-            from p join df on df.term_id = p.term_id
-            join search_docs d on d.doc = p.doc {keep}, stats
-            group by p.doc having count(*) = {n_terms}
+            select p.doc, sum({term_score}) as score
+            from p {keep}
+            group by p.doc having count(*) = {len(compiled.and_term_ids)}
         )
         select doc::varchar as article_id, score, (select count(*) from scored) as total
         from scored order by score desc, doc desc limit ?
@@ -570,19 +645,15 @@ def _bm25_sql(compiled: CompiledQuery, filters: Filters, weights: SearchSettings
             "(select mf.doc, coalesce(s.score, 0) as score from mf "
             "left join scored s on s.doc = mf.doc)"
         )
-    mf = "select doc from m" if not keep else (
-        f"select p.doc from m p {keep}"
-    )
+    mf = f"select p.doc from m p {keep}" if keep else "select doc from m"
     return f"""
         with {compiled.ctes},
         m as ({compiled.matches_sql}),
         mf as materialized ({mf}),
-        {common},
         scored as (
-            select p.doc, sum({term_score.replace('tfw', tfw)}) as score
-            from p join df on df.term_id = p.term_id
-            semi join mf on mf.doc = p.doc
-            join search_docs d on d.doc = p.doc, stats
+            select p.doc, sum({term_score}) as score
+            from p semi join mf on mf.doc = p.doc
+            where p.term_id in ({score_ids})
             group by p.doc
         )
         select doc::varchar as article_id, score, (select count(*) from mf) as total
@@ -626,7 +697,10 @@ def search(
     check_index_ready(con)
     compiled = compile_query(con, query)
     _, params = filters.where("a")
-    rows = con.execute(_bm25_sql(compiled, filters, weights), [*params, limit]).fetchall()
+    idf = _idf_sql(con, compiled.score_term_ids)
+    rows = con.execute(
+        _bm25_sql(compiled, filters, weights, idf), [*params, limit]
+    ).fetchall()
     total = int(rows[0][2]) if rows else 0
     hits = _hydrate(con, [(str(r[0]), float(r[1])) for r in rows], compiled, weights)
     return SearchResult(query=query, total=total, hits=hits, unknown_terms=compiled.unknown_terms)

@@ -170,11 +170,7 @@ def _rebuild_index(db: Path, settings: Settings) -> int:
 
     try:
         with writer(db, settings.warehouse) as con:
-            result = update_search_index(
-                con,
-                rebuild=True,
-                compact_unsorted_share=settings.search.compact_unsorted_share,
-            )
+            result = update_search_index(con, rebuild=True, settings=settings.search)
     except WarehouseLocked as exc:
         return fail(f"cannot rebuild the search index now: {exc}")
     except duckdb.Error as exc:

@@ -41,18 +41,24 @@ create table if not exists search_postings (
     tf_title usmallint not null,
     tf_sapo usmallint not null,
     tf_body usmallint not null,
+    -- BM25F term weight before saturation: sum over fields of weight × tf / (1 - b + b ×
+    -- length / mean length), with the weights, b and means of search_meta (index time,
+    -- as Lucene's norms); scoring then needs no join.
+    w real not null,
     pos integer[] not null
 );
 
--- Counters of the index (unsorted_rows: postings appended since the last sort).
+-- Counters of the index (unsorted_rows: postings appended since the last sort) and the
+-- BM25F parameters the weights w were computed with (×1000: w_title, w_sapo, w_body, b,
+-- avg_title, avg_sapo, avg_body).
 create table if not exists search_meta (
     key varchar primary key,
     value bigint not null
 );
 
 -- Ranked search from SQL: every article containing all the words of q (folded), scored
--- with BM25F (title ×3, sapo ×1.5, body ×1; k1 = 1.2, b = 0.75). `baotintuc search` adds
--- phrases, OR and NOT and takes its weights from config/settings.toml [search].
+-- with BM25F (field weights and b as the index was built with; k1 = 1.2), as
+-- `baotintuc search` scores it; the CLI adds phrases, OR and NOT.
 --   select s.score, a.title from search_match('thu tuong') s
 --   join articles a using (article_id) order by s.score desc limit 10;
 create or replace macro search_match(q) as table
@@ -66,10 +72,7 @@ p as (
     select * from search_postings where term_id in (select term_id from ids)
 ),
 stats as (
-    select greatest(any_value(value) filter (where key = 'docs'), 1)::double as n,
-        greatest(any_value(value) filter (where key = 'title_tokens') / n, 1) as avg_t,
-        greatest(any_value(value) filter (where key = 'sapo_tokens') / n, 1) as avg_s,
-        greatest(any_value(value) filter (where key = 'body_tokens') / n, 1) as avg_b
+    select greatest(any_value(value) filter (where key = 'docs'), 1)::double as n
     from search_meta
 ),
 df as (
@@ -81,12 +84,8 @@ matched as (
     having count(*) = (select count(*) from qt) and (select count(*) from qt) > 0
 ),
 weighted as (
-    select p.doc, df.idf,
-        3.0 * p.tf_title / (0.25 + 0.75 * d.title_len / stats.avg_t)
-      + 1.5 * p.tf_sapo / (0.25 + 0.75 * d.sapo_len / stats.avg_s)
-      + 1.0 * p.tf_body / (0.25 + 0.75 * d.body_len / stats.avg_b) as tfw
+    select p.doc, df.idf, p.w as tfw
     from p join df using (term_id) semi join matched using (doc)
-    join search_docs d on d.doc = p.doc, stats
 )
 select doc::varchar as article_id, sum(idf * tfw * 2.2 / (1.2 + tfw)) as score
 from weighted group by doc;
