@@ -192,7 +192,12 @@ def measure_queries(db: Path, rounds: int) -> dict[str, object]:
         search(con, q, limit=10, filters=Filters(category="Pháp luật"))
         filtered.append((time.perf_counter() - t) * 1000)
     baseline: dict[str, float] = {}
+    indexed: dict[str, float] = {}
     for q in BASELINE_QUERIES:
+        search(con, q, limit=10)
+        t = time.perf_counter()
+        search(con, q, limit=10)
+        indexed[q] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
         con.execute(
             "select count(*) from articles where vn_fold(title || ' ' || sapo || ' ' || "
@@ -215,8 +220,10 @@ def measure_queries(db: Path, rounds: int) -> dict[str, object]:
         "per_query_median_ms": {q: round(statistics.median(v), 1) for q, v in latencies.items()},
         "per_query_matches": totals,
         "baseline_like_scan_ms": {q: round(v, 1) for q, v in baseline.items()},
-        "speedup_vs_like_scan": round(statistics.median(baseline.values()) / statistics.median(
-            statistics.median(latencies[q]) for q in BASELINE_QUERIES), 1),
+        "index_on_baseline_queries_ms": {q: round(v, 1) for q, v in indexed.items()},
+        "speedup_vs_like_scan": round(
+            statistics.median(baseline.values()) / statistics.median(indexed.values()), 1
+        ),
     }
 
 

@@ -627,7 +627,10 @@ def _bm25_sql(
     keep = ""
     if filters.active:
         cond, _ = filters.where("a")
-        keep = f"semi join articles a on a.article_id = p.doc::varchar and {cond}"
+        keep = (
+            "semi join (select try_cast(a.article_id as bigint) as doc from articles a "
+            f"where {cond}) fa on fa.doc = p.doc"
+        )
     if compiled.and_term_ids is not None:
         return f"""
         with {compiled.ctes},

@@ -204,7 +204,7 @@ def test_search_match_sql_macro_agrees_with_the_cli(warehouse: dict[str, Path]) 
             "order by score desc, article_id desc limit 5"
         ).fetchall()
     assert [h.article_id for h in cli.hits] == [r[0] for r in sql]
-    assert [round(h.score, 6) for h in cli.hits] == [round(r[1], 6) for r in sql]
+    assert [h.score for h in cli.hits] == pytest.approx([r[1] for r in sql], rel=1e-6)
 
 
 # ------------------------------------------------------------------ index upkeep
