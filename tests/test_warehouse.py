@@ -19,7 +19,15 @@ import pytest
 
 from baotintuc.model import ImageRecord, ParsedArticle
 from baotintuc.site import ALL_CATEGORIES
-from warehouse.db import WarehouseLocked, connect, migrate, reader, refresh_views, writer
+from warehouse.db import (
+    WarehouseLocked,
+    connect,
+    migrate,
+    migration_files,
+    reader,
+    refresh_views,
+    writer,
+)
 from warehouse.load import (
     content_hash,
     finish_run,
@@ -114,7 +122,7 @@ def table(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[Any, ...]]:
 def test_migrate_creates_everything_and_second_run_is_a_noop(db: Path) -> None:
     c = connect(db)
     assert db.parent.is_dir()
-    assert migrate(c) == ["001_core", "002_search"]
+    assert migrate(c) == [f"{v:03d}_{name}" for v, name, _ in migration_files()]
     tables = {r[0] for r in table(c, "select table_name from duckdb_tables()")}
     assert {
         "articles",
@@ -476,7 +484,9 @@ def test_connect_waits_for_a_lock_then_succeeds(
     t = time.monotonic()
     c = connect(db, lock_timeout=30, retry_interval=0.2)
     waited = time.monotonic() - t
-    assert c.execute("select count(*) from schema_migrations").fetchone() == (2,)
+    assert c.execute("select count(*) from schema_migrations").fetchone() == (
+        len(migration_files()),
+    )
     c.close()
     assert 0.5 < waited < 25
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
