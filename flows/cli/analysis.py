@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from config import Settings, load_settings
-from flows.cli.common import EXIT_CANNOT_START, EXIT_FAILED, EXIT_OK, fail, parse_since, positive
+from flows.cli.common import EXIT_FAILED, EXIT_OK, fail, parse_since, positive
 from flows.cli.formats import FORMATS, write_rows
 
 logger = logging.getLogger(__name__)
@@ -372,4 +372,4 @@ def register(sub: Any) -> None:
     e.set_defaults(func=cmd_export)
 
 
-__all__ = ["EXIT_CANNOT_START", "register"]
+__all__ = ["register"]
