@@ -13,7 +13,7 @@ DEV := $(VENV)/.dev-installed
 LOCK := uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes -q
 
 .PHONY: setup setup-dev run demo test test-fast test-browser lint serve server-stop mirror lock \
-	bench-extraction bench-incremental bench-mirror bench-pipeline bench-prefect clean
+	bench-extraction bench-incremental bench-mirror bench-pipeline bench-prefect bench-search clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -52,8 +52,10 @@ lint: setup-dev
 serve: setup ## register prefect.yaml's schedules, run a worker (the Prefect server outlives it)
 	@$(BTT) serve
 
-.PHONY: setup setup-dev run demo test test-fast test-browser lint serve server-stop mirror lock \
-	bench-extraction bench-incremental bench-mirror bench-pipeline bench-prefect clean
+server-stop: setup ## stop the local background Prefect server
+	@$(BTT) server stop
+
+mirror: setup ## build (when needed) and serve the demo mirror on 127.0.0.1:8765
 	@$(BTT) mirror serve
 
 lock: setup-dev ## re-resolve requirements/*.lock from pyproject.toml (needs PyPI)
@@ -67,11 +69,18 @@ bench-extraction: setup-dev ## extraction figures: fixtures + ScrapingHub benchm
 bench-incremental: setup-dev
 	$(PY) -m bench.incremental
 
-.PHONY: setup setup-dev run demo test test-fast test-browser lint serve server-stop mirror lock \
-	bench-extraction bench-incremental bench-mirror bench-pipeline bench-prefect clean
-
-clean:
-	rm -rf data/runs data/httpcache data/mirror
+bench-mirror: setup-dev ## build a 100,000-article mirror, measure its size and serving cost
+	$(PY) -m bench.mirror
 
 bench-pipeline: setup-dev ## the whole pipeline at 1k/10k/100k articles vs bare trafilatura (about an hour)
 	$(PY) -m bench.pipeline --json data/bench/pipeline.json
+
+bench-prefect: setup-dev ## CLI overhead: background Prefect server vs a temporary one
+	$(PY) -m bench.prefect_overhead
+
+bench-search: setup-dev ## search latency at 100k articles (needs data/demo.duckdb: make demo)
+	@test -f data/demo.duckdb || $(BTT) demo
+	$(PY) -m bench.search
+
+clean:
+	rm -rf data/runs data/httpcache data/mirror

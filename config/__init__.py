@@ -121,6 +121,7 @@ class PathSettings(BaseModel):
     raw_dir: Path = Path("data/raw")
     runs_dir: Path = Path("data/runs")
     prefect_home: Path = Path("data/prefect")
+    reports_dir: Path = Path("data/reports")
 
     def resolved(self, root: Path) -> PathSettings:
         """Relative paths are taken from ``root`` (the project directory by default)."""
@@ -178,6 +179,19 @@ class PrefectServerSettings(BaseModel):
     crash_silent_runs_after_seconds: int = Field(150, ge=60)
 
 
+class SearchSettings(BaseModel):
+    """Ranking of ``baotintuc search`` (BM25F) and upkeep of its index."""
+
+    title_weight: float = Field(3.0, gt=0)
+    sapo_weight: float = Field(1.5, gt=0)
+    body_weight: float = Field(1.0, gt=0)
+    k1: float = Field(1.2, ge=0)
+    b: float = Field(0.75, ge=0, le=1)
+    snippet_chars: int = Field(240, ge=40, le=5000)
+    # Re-sort the postings when more than this share was appended since the last sort.
+    compact_unsorted_share: float = Field(0.15, gt=0, le=1)
+
+
 class MirrorSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8765, ge=0, le=65535)
@@ -196,6 +210,7 @@ class Settings(BaseSettings):
     run: RunSettings = RunSettings()
     extract: ExtractSettings = ExtractSettings()
     quality: QualitySettings = QualitySettings()
+    search: SearchSettings = SearchSettings()
     mirror: MirrorSettings = MirrorSettings()
     prefect_server: PrefectServerSettings = PrefectServerSettings()
 

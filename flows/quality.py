@@ -1,12 +1,16 @@
 """The ``quality-report`` flow: how good was the data of the last 24 hours?
 
 Reads the DuckDB file read-only (a writer holding the lock is waited for, within a bound)
-and publishes two Prefect artifacts:
+and publishes three Prefect artifacts:
 
 - ``quality-report`` (markdown): fill rates per field against the thresholds of
   ``[quality] min_fill_rate``, parser versions, date disagreements, failures by reason and
   the crawl runs of the window;
-- ``quality-fill-rates`` (table): one row per field.
+- ``quality-fill-rates`` (table): one row per field;
+- ``quality-report-html`` (markdown): where the full HTML report of the window was written
+  (``<paths.reports_dir>/quality-<YYYY-MM-DD>.html``, the same file ``baotintuc report``
+  makes: charts, top words, fill rates, failures, parser versions) and its headline figures.
+  Prefect artifacts cannot hold an HTML file, so the artifact links to the file instead.
 
 A missing database or a missing table is reported as such, not raised: the report of a
 machine that has not crawled yet says so.
@@ -23,6 +27,7 @@ import duckdb
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from baotintuc.clock import VN_TZ
 from config import load_settings
 from flows.scorecard import FieldScore
 from warehouse.db import connect
@@ -242,6 +247,32 @@ def collect(
     return build_report(db_path, hours, thresholds, lock_timeout)
 
 
+@task(name="write-html-report", retries=1, retry_delay_seconds=10, persist_result=False)
+def write_html_report(
+    db_path: Path, out: Path, hours: int, lock_timeout: float
+) -> tuple[bool, str]:
+    """The HTML report of the articles published in the window's Vietnam days: ``(written,
+    one-line summary or why not)``."""
+    if not db_path.exists():
+        return False, f"no database at `{db_path}` yet"
+    from warehouse.report.build import write_report
+
+    since = (datetime.now(UTC) - timedelta(hours=hours)).astimezone(VN_TZ).date()
+    con = connect(db_path, read_only=True, lock_timeout=lock_timeout)
+    try:
+        data = write_report(con, out, db_path=str(db_path), since=since)
+    except duckdb.Error as exc:  # e.g. a warehouse from before the analysis views
+        get_run_logger().warning("HTML report not written: %s", exc, exc_info=True)
+        return False, f"it could not be written ({str(exc).splitlines()[0]})"
+    finally:
+        con.close()
+    failures = sum(n for _, n in data.failures)
+    return True, (
+        f"{data.articles} articles published since {since}, {failures} failures, "
+        f"{len(data.parser_series)} parser version(s)"
+    )
+
+
 @flow(name="quality-report", log_prints=True)
 def quality_report(db_path: str | None = None, hours: int = 24) -> QualityReport:
     """Publish the quality of the last ``hours`` of ingested data as Prefect artifacts."""
@@ -270,6 +301,23 @@ def quality_report(db_path: str | None = None, hours: int = 24) -> QualityReport
         ]
         or [{"field": "(no articles)", "filled": 0, "total": 0}],
         description=f"fill rate per field of the articles fetched in the last {hours} h",
+    )
+    html = settings.paths.reports_dir / f"quality-{datetime.now(VN_TZ).date().isoformat()}.html"
+    written, headline = write_html_report(
+        db, html, hours, settings.warehouse.lock_timeout_seconds
+    )
+    if not written:
+        html_md = f"# Full report\n\nNo HTML report: {headline}."
+    else:
+        html_md = (
+            f"# Full report\n\n[{html.name}]({html.resolve().as_uri()}) — `{html.resolve()}`"
+            f"\n\n{headline}. Self-contained HTML (charts inline): open it in any "
+            "browser, offline; `baotintuc report --since … --out …` makes one for any window."
+        )
+    create_markdown_artifact(
+        key="quality-report-html",
+        markdown=html_md,
+        description="where the nightly HTML report was written",
     )
     get_run_logger().info(
         "quality report: %d articles, failing fields %s, %d failures, %d date disagreements",
