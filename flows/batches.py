@@ -86,4 +86,24 @@ class SegmentLoader:
         return result
 
 
-__all__ = ["BatchTotals", "SegmentLoader"]
+def refresh_search_index(db_path: Path, settings: Settings) -> str:
+    """Bring the search index in line with what a run loaded; a line saying what it did.
+
+    The index is derived data: if updating it fails, the run's rows are safe and the
+    line says how to rebuild it (``baotintuc search --rebuild``).
+    """
+    from warehouse.search import update_search_index
+
+    try:
+        with writer(db_path, settings.warehouse) as con:
+            done = update_search_index(con, settings=settings.search,
+                                       memory_limit=settings.search.index_memory_limit)
+    except Exception as err:  # never lose a run over a derived index
+        log.exception("search index not updated")
+        return (f"search index NOT updated ({type(err).__name__}: {err}); "
+                "run `baotintuc search --rebuild`")
+    release_free_memory()
+    return str(done)
+
+
+__all__ = ["BatchTotals", "SegmentLoader", "refresh_search_index"]

@@ -31,7 +31,7 @@ from config import Settings, get_settings
 from crawler.archive import PART_SUFFIX, list_segments, publish_partial
 from crawler.request import CrawlRequest
 from flows.accounting import Accounting
-from flows.batches import SegmentLoader
+from flows.batches import SegmentLoader, refresh_search_index
 from flows.origin import OriginUnreachable, probe_origin
 from flows.progress import RunProgress
 from flows.scorecard import LayoutDriftAlarm, Scorecard
@@ -88,6 +88,7 @@ class RunSummary:
     segments: int = 0
     cut_fields: int = 0
     future_dated: int = 0
+    search_index: str = ""
     duration_s: float = 0.0
     failures_by_reason: dict[str, int] = field(default_factory=dict)
     parser_versions: dict[str, int] = field(default_factory=dict)
@@ -344,6 +345,7 @@ def ingest(
                                        None, None)
         if req.frontier_file is not None and stats.get("finish_reason") == "finished":
             req.frontier_file.unlink(missing_ok=True)  # the backfill is complete
+        summary.search_index = refresh_search_index(db, settings)
     summary.duration_s = round(time.monotonic() - t0, 2)
     summary.segments = loader.totals.segments
     card = loader.gate.card()

@@ -30,7 +30,7 @@ from prefect.runtime import flow_run
 from baotintuc.urls import article_id as id_from_url
 from config import Settings, get_settings
 from crawler.archive import iter_pages
-from flows.batches import SegmentLoader
+from flows.batches import SegmentLoader, refresh_search_index
 from flows.scorecard import LayoutDriftAlarm
 from flows.transform import Parsed, parse_pages
 from warehouse.db import check_readable, reader, writer
@@ -52,6 +52,7 @@ class ReextractSummary:
     changed: int = 0
     unchanged: int = 0
     workers: str = "local"
+    search_index: str = ""
     fields_changed: dict[str, int] = field(default_factory=dict)
 
 
@@ -141,6 +142,7 @@ def reextract(db_path: str | None = None, since: date | None = None,
     summary.unchanged = t.loaded.stored_ids - t.loaded.new - summary.changed
     summary.fields_changed = {k: v for k, v in t.loaded.changed_fields.items()
                               if k != "fetched_at"}
+    summary.search_index = refresh_search_index(db, settings)
     card = loader.gate.card()
     status = "drift_alarm" if card.alarms else "completed"
     with writer(db, settings.warehouse) as con:

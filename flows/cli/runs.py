@@ -49,6 +49,8 @@ def print_summary(s: RunSummary, db: Path) -> None:
     if s.lost:
         print(f"ACCOUNTING: {s.lost} discovered articles were lost track of "
               "(recorded in fetch_failures with reason 'lost'); please report this")
+    if s.search_index.startswith("search index NOT"):
+        print(s.search_index)
     print(f'query it: duckdb -readonly {db}  or  baotintuc query "select count(*) from articles"')
 
 
