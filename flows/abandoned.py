@@ -104,6 +104,46 @@ def mark_abandoned_runs(client: Any | None = None, limit: int = 200) -> list[str
     return crashed
 
 
+def crash_own_runs(reason: str, timeout: float = 3.0) -> None:
+    """Mark this process's unfinished flow runs Crashed before it exits on a signal.
+
+    Bounded: the API gets ``timeout`` seconds (in a thread); a run it misses is marked by
+    the next CLI start or by the heartbeat automation.
+    """
+    import threading
+
+    from flows.runtime import owner_tag
+
+    tag = owner_tag()
+
+    def work() -> None:
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import (
+            FlowRunFilter,
+            FlowRunFilterState,
+            FlowRunFilterStateType,
+            FlowRunFilterTags,
+        )
+        from prefect.client.schemas.objects import StateType
+        from prefect.states import Crashed
+
+        try:
+            with get_client(sync_client=True) as client:
+                runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                    tags=FlowRunFilterTags(all_=[tag]),
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(
+                        any_=[StateType(s) for s in UNFINISHED])),
+                ))
+                for run in runs:
+                    client.set_flow_run_state(run.id, Crashed(message=reason), force=True)
+        except Exception as err:  # the process is leaving anyway
+            log.warning("could not mark this run Crashed: %s", err)
+
+    t = threading.Thread(target=work, daemon=True)
+    t.start()
+    t.join(timeout)
+
+
 HEARTBEAT_AUTOMATION = "baotintuc: crash flow runs whose heartbeats stopped"
 FINAL_EVENTS = ("Completed", "Failed", "Cancelled", "Crashed")
 

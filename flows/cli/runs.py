@@ -67,6 +67,10 @@ def _interrupt_quietly(grace_s: float) -> None:
         # os.write: the handler may run while sys.stderr is wrapped or mid-write.
         os.write(2, b"baotintuc: interrupted; the next run loads what this one fetched\n")
         stop_active_crawls(grace_s)
+        if os.environ.get("PREFECT_API_URL"):  # a server that outlives us: tell it
+            from flows.abandoned import crash_own_runs
+
+            crash_own_runs(f"interrupted by {signal.Signals(signum).name}", timeout=3.0)
         os._exit(EXIT_INTERRUPTED if signum == signal.SIGINT else 128 + signum)
 
     signal.signal(signal.SIGINT, handler)
