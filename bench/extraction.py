@@ -27,7 +27,10 @@ import importlib
 import json
 import re
 import statistics
+import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 import unicodedata
 from collections import Counter
@@ -647,6 +650,132 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
+# --------------------------------------------------------------------------- speed
+
+
+def real_fixture_pages(fixtures_dir: Path = DEFAULT_FIXTURES) -> list[tuple[bytes, str]]:
+    """``(html, url)`` of the real (not reconstructed) fixture pages."""
+    spec = json.loads((fixtures_dir / "expected.json").read_text(encoding="utf-8"))
+    return [
+        (gzip.decompress((fixtures_dir / f"{name}.html.gz").read_bytes()), entry["url"])
+        for name, entry in sorted(spec.items())
+        if not entry.get("synthetic")
+    ]
+
+
+def speed_worker(kind: str, fixtures_dir: str) -> None:
+    """Timing worker (run in a subprocess by :func:`compare_speed`): one pass over the real
+    fixture pages per line read on stdin, its seconds written to stdout.
+
+    ``kind``: ``parse`` (``baotintuc.parsers.parse_article`` of whatever ``baotintuc`` is
+    first on ``sys.path``) or ``bare`` (``trafilatura.extract(html)`` with its defaults).
+    """
+    pages = real_fixture_pages(Path(fixtures_dir))
+    if kind == "parse":
+        from baotintuc.parsers import parse_article
+
+        def one(html: bytes, url: str) -> object:
+            return parse_article(html, url)
+    else:
+        import trafilatura
+
+        def one(html: bytes, url: str) -> object:
+            return trafilatura.extract(html)
+
+    print(len(pages), flush=True)
+    for _ in sys.stdin:
+        t0 = time.perf_counter()
+        for html, url in pages:
+            one(html, url)
+        print(time.perf_counter() - t0, flush=True)
+
+
+class _Worker:
+    def __init__(self, kind: str, core: Path, fixtures_dir: Path) -> None:
+        code = (
+            f"import sys; sys.path[:0] = [{str(core)!r}, {str(REPO_ROOT)!r}]; "
+            f"from bench.extraction import speed_worker; "
+            f"speed_worker({kind!r}, {str(fixtures_dir)!r})"
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            text=True, cwd=core,
+        )
+        assert self.proc.stdout is not None
+        self.pages = int(self.proc.stdout.readline())
+
+    def one_pass(self) -> float:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+        return float(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+def export_core(ref: str, into: Path) -> Path:
+    """``baotintuc/`` as of git revision ``ref``, extracted under ``into``."""
+    archive = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "archive", "--format=tar", ref, "baotintuc"],
+        check=True, capture_output=True,
+    ).stdout
+    tar_path = into / "core.tar"
+    tar_path.write_bytes(archive)
+    with tarfile.open(tar_path) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+def compare_speed(
+    ref: str | None, rounds: int = 7, fixtures_dir: Path = DEFAULT_FIXTURES
+) -> dict[str, Any]:
+    """ms/page of ``parse_article`` (this checkout, and ``ref`` when given) and of bare
+    ``trafilatura.extract`` over the real fixture pages, interleaved in one run.
+
+    Each contender runs in its own long-lived subprocess (so two versions of ``baotintuc``
+    can be timed side by side); after one warm-up pass each, the contenders take turns,
+    one pass at a time, so machine noise falls on all of them alike. Reported: the median
+    pass per contender and the ratios of those medians.
+    """
+    with tempfile.TemporaryDirectory(prefix="bench-speed-") as tmp:
+        contenders = {"parse_article (this checkout)": ("parse", REPO_ROOT)}
+        if ref:
+            contenders[f"parse_article ({ref})"] = ("parse", export_core(ref, Path(tmp)))
+        contenders["trafilatura.extract(html) (bare)"] = ("bare", REPO_ROOT)
+        workers = {n: _Worker(kind, core, fixtures_dir) for n, (kind, core) in contenders.items()}
+        try:
+            seconds: dict[str, list[float]] = {n: [] for n in workers}
+            for w in workers.values():
+                w.one_pass()  # warm-up
+            names = list(workers)
+            for r in range(rounds):
+                for n in names[r % len(names):] + names[: r % len(names)]:
+                    seconds[n].append(workers[n].one_pass())
+        finally:
+            for w in workers.values():
+                w.close()
+    pages = next(iter(workers.values())).pages
+    ms = {n: 1000 * statistics.median(v) / pages for n, v in seconds.items()}
+    return {"pages": pages, "rounds": rounds, "ms_per_page": ms,
+            "pass_seconds": seconds}
+
+
+def print_speed_report(rep: dict[str, Any], out: Callable[[str], None] = print) -> None:
+    ms = rep["ms_per_page"]
+    bare = next(v for n, v in ms.items() if n.startswith("trafilatura"))
+    current = ms["parse_article (this checkout)"]
+    rows = [
+        (n, f"{v:.2f}", f"{1000 / v:.1f}", f"{v / bare:.2f}", f"{v / current:.2f}")
+        for n, v in ms.items()
+    ]
+    out(f"pages: {rep['pages']} real fixtures   rounds: {rep['rounds']} (interleaved, median)")
+    out(format_table(["contender", "ms/page", "pages/s", "x bare trafilatura",
+                      "x this checkout"], rows))
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -799,6 +928,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="MODULE:FUNC",
         help="the generic body path (default: found in baotintuc.parsers.generic)",
     )
+    ap.add_argument(
+        "--speed",
+        action="store_true",
+        help="only the speed comparison: parse_article vs bare trafilatura.extract, "
+        "interleaved on the real fixture pages (see --speed-ref)",
+    )
+    ap.add_argument(
+        "--speed-ref",
+        default=None,
+        metavar="GIT_REF",
+        help="with --speed: also time parse_article as of this git revision (before/after)",
+    )
+    ap.add_argument("--speed-rounds", type=int, default=7)
     ap.add_argument("--skip-aeb", action="store_true")
     ap.add_argument("--skip-fixtures", action="store_true")
     args = ap.parse_args(argv)
@@ -810,6 +952,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "python": sys.version.split()[0],
         "trafilatura": trafilatura.__version__,
     }
+    if args.speed:
+        print("== parse speed: parse_article vs bare trafilatura.extract ==")
+        result["speed"] = compare_speed(args.speed_ref, args.speed_rounds, args.fixtures)
+        print_speed_report(result["speed"])
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=1, default=str), encoding="utf-8")
+        return 0
     fixtures_ok = None if args.skip_fixtures else run_fixtures(args.fixtures, result)
     print("")
     aeb_ok = None

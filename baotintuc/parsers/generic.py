@@ -57,7 +57,7 @@ def generic_body(html: str | bytes, url: str) -> str:
     text, warnings = decode_html(html)
     page = Page(text, url, list(warnings))
     title, sapo = _title_and_sapo(page, url, page.ld_of_type(*ARTICLE_TYPES) or {})
-    return extract_page(page.html, url=url, title=title, sapo=sapo, prune_xpath=PRUNE_XPATH).text
+    return extract_page(page.tree, url=url, title=title, sapo=sapo, prune_xpath=PRUNE_XPATH).text
 
 
 def parse_generic(page: Page, article_id: str, url: str) -> Article:
@@ -68,7 +68,7 @@ def parse_generic(page: Page, article_id: str, url: str) -> Article:
     title, sapo = _title_and_sapo(page, url, ld)
     if not title:
         raise ParseError("no_title", "generic")
-    body = extract_page(page.html, url=url, title=title, sapo=sapo, prune_xpath=PRUNE_XPATH)
+    body = extract_page(page.tree, url=url, title=title, sapo=sapo, prune_xpath=PRUNE_XPATH)
     if not body.text:
         raise ParseError("empty_body", "generic")
     dates = resolve_dates(
@@ -78,24 +78,31 @@ def parse_generic(page: Page, article_id: str, url: str) -> Article:
     )
     if dates is None:
         raise ParseError("no_date", "generic")
+    notes = [f"implausible_date:{name}" for name in dates.rejected]
     # JSON-LD/trafilatura authors glue name and agency ("Bùi GiangTTXVN"); meta author is
     # the site name. Only a printed ``.author`` element is trusted.
     printed = page.tree.xpath("//*[contains(concat(' ', @class, ' '), ' author ')]")
     line = text_of(printed[0]) if printed else None
     byline, authors, source = parse_byline(line if line and len(line) <= 120 else None)
-    videos: list[str] = []
-    for src in page.tree.xpath("//iframe[contains(@src, 'Player.aspx')]/@src"
-                               " | //video/@src | //video/source/@src"):
-        if common.player_video_url(str(src)) not in videos:
-            videos.append(common.player_video_url(str(src)))
+    videos, dropped_videos = common.web_urls(
+        common.player_video_url(str(src))
+        for src in page.tree.xpath("//iframe[contains(@src, 'Player.aspx')]/@src"
+                                   " | //video/@src | //video/source/@src")
+    )
+    if dropped_videos:
+        notes.append(f"dropped_video_urls:{dropped_videos}")
     section = clean_text(page.meta_first("article:section"))
     crumb_name, crumb_href = common.breadcrumb_leaf(page)
     cat_id, parent_id = common.category_ids_from_href(crumb_href)
     if cat_id is None:
         cat_id, parent_id = common.category_from_url(url)
-    image = page.meta_first("og:image")
-    images = [ImageRecord(0, common.full_size_image(image), "", None)] if image else []
-    tags = [clean_text(t) for t in page.meta.get("article:tag", []) if clean_text(t)]
+    image = common.full_size_image(page.meta_first("og:image") or "")
+    images = [ImageRecord(0, image, "", None)] if common.is_web_url(image) else []
+    if image and not images:
+        notes.append("dropped_image_urls:1")
+    if common.off_site_base(page):
+        notes.append("off_site_base_href_ignored")
+    tags = list(dict.fromkeys(t for t in map(clean_text, page.meta.get("article:tag", [])) if t))
     return Article(
         article_id=article_id, url=url, title=title, sapo=sapo or None,
         body_text=body.text, body_markdown=body.markdown,
@@ -107,5 +114,5 @@ def parse_generic(page: Page, article_id: str, url: str) -> Article:
         word_count=word_count(body.text), kind=common.kind_from_url(url) or "article",
         video_urls=videos, images=images,
         parser_version=VERSION, extractor_version=EXTRACTOR_VERSION,
-        warnings=[*page.warnings, "generic_parser"],
+        warnings=[*page.warnings, "generic_parser", *notes],
     )

@@ -67,8 +67,10 @@ class BaotintucParser:
 
     # -- fields ---------------------------------------------------------------------------
     def title(self) -> str:
+        """The layout's headline; ``og:title`` when it is missing or blank (whitespace or
+        invisible characters only); "" when both are."""
         nodes = self.TITLE(self.tree)
-        return text_of(nodes[0]) if nodes else clean_text(self.page.meta_first("og:title"))
+        return (text_of(nodes[0]) if nodes else "") or clean_text(self.page.meta_first("og:title"))
 
     def sapo(self) -> str | None:
         nodes = self.SAPO(self.tree)
@@ -86,11 +88,7 @@ class BaotintucParser:
         found = [text_of(t).rstrip(",;").strip() for t in self.TAGS(self.tree)]
         if not any(found):
             found = [clean_text(t) for t in self.page.meta.get("article:tag", [])]
-        out: list[str] = []
-        for t in found:
-            if t and t not in out:
-                out.append(t)
-        return out
+        return list(dict.fromkeys(t for t in found if t))  # distinct, in order, linear
 
     def related_article_ids(self) -> list[str]:
         ids = common.related_ids([str(h) for h in self.RELATED(self.tree)])
@@ -100,6 +98,8 @@ class BaotintucParser:
         return list(self.BODY_PARTS(self.tree))
 
     def images(self, parts: list[lxml.html.HtmlElement]) -> list[ImageRecord]:
+        """One record per figure, ``position`` = figure index (the body's placeholders);
+        the URL may still be unusable (see :meth:`parse`)."""
         out: list[ImageRecord] = []
         for part in parts:
             for fig in part.xpath(self.FIGURE):
@@ -109,20 +109,17 @@ class BaotintucParser:
                 caption = text_of(cap_nodes[0]) if cap_nodes else ""
                 out.append(ImageRecord(
                     position=len(out),
-                    url=common.full_size_image(src) if src else "",
+                    url=common.full_size_image(src) if src.strip() else "",
                     caption=caption,
                     credit=parse_credit(caption),
                 ))
         return out
 
-    def video_urls(self, parts: list[lxml.html.HtmlElement]) -> list[str]:
-        out: list[str] = []
-        for part in parts:
-            for src in self.PLAYER(part):
-                url = common.player_video_url(str(src))
-                if url not in out:
-                    out.append(url)
-        return out
+    def video_urls(self, parts: list[lxml.html.HtmlElement]) -> tuple[list[str], int]:
+        """Distinct http(s) video URLs of the body, and how many others were dropped."""
+        return common.web_urls(
+            common.player_video_url(str(src)) for part in parts for src in self.PLAYER(part)
+        )
 
     def visible_date(self) -> str | None:
         nodes = self.VISIBLE_DATE(self.tree)
@@ -164,10 +161,22 @@ class BaotintucParser:
             raise ParseError("no_title", self.LAYOUT)
         sapo = self.sapo()
         parts = self.body_parts()
-        images = self.images(parts)
-        videos = self.video_urls(parts)
+        figures = self.images(parts)
+        # Only http(s) images are stored; a figure without one keeps no record (its caption
+        # is not body text either). Positions are renumbered after the body is placed.
+        images = [img for img in figures if common.is_web_url(img.url)]
+        warnings: list[str] = []  # this parse's notes; the page's own come first at the end
+        if dropped := sum(1 for img in figures if img.url) - len(images):
+            warnings.append(f"dropped_image_urls:{dropped}")
+        videos, dropped_videos = self.video_urls(parts)
+        if dropped_videos:
+            warnings.append(f"dropped_video_urls:{dropped_videos}")
+        if common.off_site_base(self.page):
+            warnings.append("off_site_base_href_ignored")
         body = extract_body(parts, images, figure_xpath=self.FIGURE, title=title, sapo=sapo,
                             url=self.url)
+        for position, img in enumerate(images):
+            img.position = position
         if not body.text and not images and not videos:
             raise ParseError("empty_body", self.LAYOUT)
         ld = self.page.ld_of_type("NewsArticle", "Article", "ReportageNewsArticle") or {}
@@ -180,6 +189,7 @@ class BaotintucParser:
         )
         if dates is None:  # unreachable with a valid ID17, kept for type safety
             raise ParseError("no_date")
+        warnings.extend(f"implausible_date:{name}" for name in dates.rejected)
         byline, authors, source = parse_byline(self.byline_line())
         category, category_id, parent_id = self.category()
         return Article(
@@ -193,7 +203,7 @@ class BaotintucParser:
             word_count=word_count(body.text), kind=self.kind(body.text, images, videos),
             video_urls=videos, images=images,
             parser_version=self.parser_version, extractor_version=EXTRACTOR_VERSION,
-            warnings=list(self.page.warnings),
+            warnings=[*self.page.warnings, *warnings],
         )
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import codecs
 import json
+import re
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -36,14 +39,164 @@ def decode_html(raw: bytes | str, content_type: str | None = None) -> tuple[str,
     return text, ["invalid_utf8_replaced"]
 
 
+# Nesting kept when a page is too deep for libxml2 (which stops at 256 levels, or 2048
+# with its "huge" option, and drops the rest of the document): real article pages are a
+# few dozen levels deep.
+MAX_DEPTH = 180
+_PARSERS = threading.local()  # lxml parsers are not to be shared between threads
+_TAG_RE = re.compile(r"<!--.*?(?:-->|\Z)|<(/?)([A-Za-z][^\s/>]*)[^>]*>", re.DOTALL)
+_VOID = frozenset(
+    ["area", "base", "br", "col", "embed", "hr", "img", "input", "keygen", "link", "meta",
+     "param", "source", "track", "wbr"]
+)
+_RAW_TEXT = frozenset(["script", "style", "textarea", "title", "xmp", "noembed", "noframes"])
+# Elements whose content is never field text: code, styles, fallbacks and inert templates.
+NOT_CONTENT = ("script", "style", "noscript", "template")
+# A tag name as HTML allows it (custom elements, ``o:p``, ``fb:like``). libxml2 also makes
+# elements of malformed names such as ``scr<script`` (from ``<scr<script>ipt>``, a filter
+# bypass): those are broken markup, not content, and go with everything inside them.
+_TAG_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9:._-]*\Z")
+_MAYBE_BAD_TAG_RE = re.compile(r"<[A-Za-z][A-Za-z0-9:._-]*[^A-Za-z0-9:._\-\s/>]")
+
+
+def _parser(*, from_bytes: bool = False, huge: bool = False) -> lxml.html.HTMLParser:
+    """This thread's HTML parser: comments and processing instructions dropped (as
+    trafilatura parses: a comment node between paragraphs changes its extraction, and a
+    comment is never field text)."""
+    key = f"{'bytes' if from_bytes else 'text'}-{'huge' if huge else 'std'}"
+    parser = getattr(_PARSERS, key, None)
+    if parser is None:
+        parser = lxml.html.HTMLParser(
+            remove_comments=True, remove_pis=True, collect_ids=False, huge_tree=huge,
+            encoding="utf-8" if from_bytes else None,
+        )
+        setattr(_PARSERS, key, parser)
+    return parser
+
+
+def _hit_limit(parser: lxml.html.HTMLParser) -> bool:
+    """Whether libxml2 stopped on a resource limit (nesting depth, a huge text or
+    attribute): it then silently returns the document cut at that point."""
+    return any(e.type_name == "ERR_RESOURCE_LIMIT" for e in parser.error_log.filter_from_fatals())
+
+
+def cap_nesting(html: str, max_depth: int = MAX_DEPTH) -> str:
+    """``html`` with the start and end tags nested deeper than ``max_depth`` removed.
+
+    A tag scanner, not a parser: it only counts open elements (void elements, comments
+    and the content of ``script``/``style``… aside) and drops the tags beyond the limit,
+    keeping their text, so what follows a pathological nest is still parsed.
+    """
+    out: list[str] = []
+    stack: list[tuple[str, bool]] = []  # (tag name, kept)
+    depth = 0
+    pos = 0
+    for m in _iter_tags(html):
+        closing, name = m.group(1), (m.group(2) or "").lower()
+        keep = True
+        if name and closing:
+            keep, depth = _close(stack, name, depth)
+        elif name and name not in _VOID and not m.group(0).endswith("/>"):
+            keep = depth < max_depth
+            stack.append((name, keep))
+            depth += keep
+        out.append(html[pos:m.start()])
+        if keep:
+            out.append(m.group(0))
+        pos = m.end()
+    out.append(html[pos:])
+    return "".join(out)
+
+
+def _iter_tags(html: str) -> Iterator[re.Match[str]]:
+    """Tags and comments of ``html``, skipping the raw text of script/style/… elements."""
+    pos = 0
+    while (m := _TAG_RE.search(html, pos)) is not None:
+        yield m
+        pos = m.end()
+        name = (m.group(2) or "").lower()
+        if name in _RAW_TEXT and not m.group(1):
+            end = re.compile(rf"</{name}\b", re.IGNORECASE).search(html, pos)
+            pos = end.start() if end else len(html)
+
+
+def _close(stack: list[tuple[str, bool]], name: str, depth: int) -> tuple[bool, int]:
+    """Pop the element an end tag closes (looking at most 64 entries down). Returns whether
+    to keep the end tag and the new depth. A stray end tag is kept (the parser ignores it)."""
+    for k in range(len(stack) - 1, max(-1, len(stack) - 65), -1):
+        if stack[k][0] == name:
+            kept = stack[k][1]
+            depth -= sum(1 for _, was_kept in stack[k:] if was_kept)
+            del stack[k:]
+            return kept, depth
+    return True, depth
+
+
+def parse_html(text: str) -> tuple[lxml.html.HtmlElement, list[str]]:
+    """lxml tree of a decoded page, and warnings about repairs.
+
+    When libxml2 gives up on a resource limit, the page is parsed again with its nesting
+    capped (:func:`cap_nesting`, warning ``deep_nesting_flattened``) and libxml2's
+    ``huge`` option (texts and attributes above 10 MB; warning ``huge_html``), so the rest
+    of the page is not lost. Raises ParseError on empty or unparseable input.
+    """
+    if not text.strip():
+        raise ParseError("empty_page")
+    warnings: list[str] = []
+    try:
+        tree = _parse(text, huge=False)
+        if tree is None:
+            capped = cap_nesting(text)
+            warnings.append("deep_nesting_flattened" if len(capped) < len(text) else "huge_html")
+            tree = _parse(capped, huge=True)
+    except (etree.ParserError, ValueError) as exc:
+        raise ParseError("unparseable_html", str(exc)) from exc
+    if tree is None:
+        raise ParseError("unparseable_html", "libxml2 resource limit")
+    return tree, warnings
+
+
+def _parse(text: str, *, huge: bool) -> lxml.html.HtmlElement | None:
+    """The tree, or None when libxml2 stopped on a resource limit."""
+    try:
+        parser = _parser(huge=huge)
+        tree = lxml.html.document_fromstring(text, parser=parser)
+    except ValueError:  # a str with an XML encoding declaration: parse its UTF-8 bytes
+        parser = _parser(from_bytes=True, huge=huge)
+        tree = lxml.html.document_fromstring(text.encode("utf-8"), parser=parser)
+    return None if _hit_limit(parser) else tree
+
+
+def strip_not_content(tree: lxml.html.HtmlElement, html: str) -> int:
+    """Remove script/style/noscript/template elements and elements of malformed tag names
+    (with their content, keeping what follows them). Returns how many malformed ones went."""
+    for el in tree.xpath(" | ".join(f"//{tag}" for tag in NOT_CONTENT)):
+        el.drop_tree()
+    malformed = 0
+    if _MAYBE_BAD_TAG_RE.search(html):  # only then walk every element
+        bad = [el for el in tree.iter() if isinstance(el.tag, str)
+               and not _TAG_NAME_RE.match(el.tag)]
+        for el in bad:
+            if el.getparent() is not None:
+                el.drop_tree()
+                malformed += 1
+    return malformed
+
+
 def _walk_ld(obj: Any) -> list[dict[str, Any]]:
-    if isinstance(obj, list):
-        return [d for item in obj for d in _walk_ld(item)]
-    if isinstance(obj, dict):
-        if "@graph" in obj:
-            return _walk_ld(obj["@graph"])
-        return [obj]
-    return []
+    """The objects of a JSON-LD value (lists and ``@graph`` unwrapped), iteratively."""
+    out: list[dict[str, Any]] = []
+    todo = [obj]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, list):
+            todo.extend(reversed(item))
+        elif isinstance(item, dict):
+            if "@graph" in item:
+                todo.append(item["@graph"])
+            else:
+                out.append(item)
+    return out
 
 
 @dataclass
@@ -53,16 +206,23 @@ class Page:
     html: str
     url: str
     warnings: list[str] = field(default_factory=list)
+    base_href: str | None = field(default=None, init=False)  # <base href>, set with tree
+    _jsonld_sources: list[str] = field(default_factory=list, init=False, repr=False)
 
     @cached_property
     def tree(self) -> lxml.html.HtmlElement:
-        text = self.html.strip()
-        if not text:
-            raise ParseError("empty_page")
-        try:
-            return lxml.html.document_fromstring(text)
-        except (etree.ParserError, ValueError) as exc:
-            raise ParseError("unparseable_html", str(exc)) from exc
+        """The page without comments, scripts, styles, noscript, templates or malformed
+        elements: whatever a field reads from it is page text (JSON-LD is read first)."""
+        tree, warnings = parse_html(self.html)
+        self.warnings.extend(warnings)
+        self._jsonld_sources = [
+            str(s.text or "") for s in tree.xpath('//script[@type="application/ld+json"]')
+        ]
+        if strip_not_content(tree, self.html):
+            self.warnings.append("malformed_tags_removed")
+        base = tree.xpath("//base/@href")
+        self.base_href = str(base[0]).strip() if base else None
+        return tree
 
     @cached_property
     def meta(self) -> dict[str, list[str]]:
@@ -87,11 +247,15 @@ class Page:
 
     @cached_property
     def jsonld(self) -> list[dict[str, Any]]:
+        """Every JSON-LD object of the page. A block that does not decode (bad syntax, or
+        nested deeper than the decoder's recursion limit) is skipped with ``bad_jsonld``:
+        the article is read from the rest."""
+        self.tree  # noqa: B018 - collects the JSON-LD sources before scripts are removed
         out: list[dict[str, Any]] = []
-        for script in self.tree.xpath('//script[@type="application/ld+json"]'):
+        for source in self._jsonld_sources:
             try:
-                out.extend(_walk_ld(json.loads(script.text or "", strict=False)))
-            except ValueError:
+                out.extend(_walk_ld(json.loads(source, strict=False)))
+            except (ValueError, RecursionError):
                 self.warnings.append("bad_jsonld")
         return out
 
@@ -99,9 +263,14 @@ class Page:
         for obj in self.jsonld:
             kind = obj.get("@type")
             kinds = kind if isinstance(kind, list) else [kind]
-            if any(k in types for k in kinds):
+            if any(isinstance(k, str) and k in types for k in kinds):
                 return obj
         return None
+
+    def ld_text(self, obj: dict[str, Any], key: str) -> str | None:
+        """``obj[key]`` when it is a string (JSON-LD values can be anything), else None."""
+        value = obj.get(key)
+        return value if isinstance(value, str) else None
 
     def canonical_url(self) -> str | None:
         links = self.tree.xpath('//link[@rel="canonical"]/@href')
