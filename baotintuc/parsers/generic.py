@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import trafilatura
+from trafilatura.metadata import extract_title
 
 from baotintuc.extract import EXTRACTOR_VERSION, extract_page
 from baotintuc.model import Article, ImageRecord, ParseError
 from baotintuc.parsers import common
 from baotintuc.parsers.byline import parse_byline
 from baotintuc.parsers.dates import resolve_dates
-from baotintuc.parsers.page import Page, decode_html, text_of
+from baotintuc.parsers.page import Page, load_page, text_of
 from baotintuc.text import clean_text, word_count
 
 VERSION = "generic-1"
@@ -42,9 +42,8 @@ def is_article_page(page: Page) -> bool:
 def _title_and_sapo(page: Page, url: str, ld: dict[str, Any]) -> tuple[str, str]:
     headline = ld.get("headline")
     title_src = page.meta_first("og:title") or (headline if isinstance(headline, str) else None)
-    if not title_src:  # trafilatura's own metadata only when the page has none
-        doc = trafilatura.bare_extraction(page.html, url=url, with_metadata=True)
-        title_src = doc.title if doc else None
+    if not title_src:  # trafilatura's title heuristics (h1, title tag …) when no metadata
+        title_src = extract_title(page.tree)
     desc = ld.get("description")
     sapo_src = page.meta_first("og:description", "description") or (
         desc if isinstance(desc, str) else None
@@ -52,12 +51,14 @@ def _title_and_sapo(page: Page, url: str, ld: dict[str, Any]) -> tuple[str, str]
     return clean_text(title_src), clean_text(sapo_src)
 
 
-def generic_body(html: str | bytes, url: str) -> str:
-    """The body text the generic path gives any page, article checks aside (benchmarks)."""
-    text, warnings = decode_html(html)
-    page = Page(text, url, list(warnings))
+def generic_body(html: str | bytes, url: str, **steps: bool) -> str:
+    """The body text the generic path gives any page, article checks aside (benchmarks;
+    the Markdown rendering, which ``parse_generic`` also pays for, is skipped).
+    ``steps``: ``join_split``/``escalate`` of :func:`extract_page`, to switch one off."""
+    page = load_page(html, url)
     title, sapo = _title_and_sapo(page, url, page.ld_of_type(*ARTICLE_TYPES) or {})
-    return extract_page(page.tree, url=url, title=title, sapo=sapo, prune_xpath=PRUNE_XPATH).text
+    return extract_page(page.tree, url=url, title=title, sapo=sapo, prune_xpath=PRUNE_XPATH,
+                        markdown=False, **steps).text
 
 
 def parse_generic(page: Page, article_id: str, url: str) -> Article:
@@ -68,9 +69,6 @@ def parse_generic(page: Page, article_id: str, url: str) -> Article:
     title, sapo = _title_and_sapo(page, url, ld)
     if not title:
         raise ParseError("no_title", "generic")
-    body = extract_page(page.tree, url=url, title=title, sapo=sapo, prune_xpath=PRUNE_XPATH)
-    if not body.text:
-        raise ParseError("empty_body", "generic")
     dates = resolve_dates(
         meta=page.meta_first("article:published_time"), jsonld=ld.get("datePublished"),
         visible=None, article_id=article_id,
@@ -103,6 +101,10 @@ def parse_generic(page: Page, article_id: str, url: str) -> Article:
     if common.off_site_base(page):
         notes.append("off_site_base_href_ignored")
     tags = list(dict.fromkeys(t for t in map(clean_text, page.meta.get("article:tag", [])) if t))
+    # Last: extract_page changes the tree (joins split bodies).
+    body = extract_page(page.tree, url=url, title=title, sapo=sapo, prune_xpath=PRUNE_XPATH)
+    if not body.text:
+        raise ParseError("empty_body", "generic")
     return Article(
         article_id=article_id, url=url, title=title, sapo=sapo or None,
         body_text=body.text, body_markdown=body.markdown,

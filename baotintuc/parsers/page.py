@@ -13,6 +13,7 @@ from typing import Any
 
 import lxml.html
 from lxml import etree
+from lxml.etree import XPath
 from w3lib.encoding import html_to_unicode
 
 from baotintuc.model import ParseError
@@ -52,11 +53,10 @@ _VOID = frozenset(
 _RAW_TEXT = frozenset(["script", "style", "textarea", "title", "xmp", "noembed", "noframes"])
 # Elements whose content is never field text: code, styles, fallbacks and inert templates.
 NOT_CONTENT = ("script", "style", "noscript", "template")
-# A tag name as HTML allows it (custom elements, ``o:p``, ``fb:like``). libxml2 also makes
-# elements of malformed names such as ``scr<script`` (from ``<scr<script>ipt>``, a filter
-# bypass): those are broken markup, not content, and go with everything inside them.
-_TAG_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9:._-]*\Z")
-_MAYBE_BAD_TAG_RE = re.compile(r"<[A-Za-z][A-Za-z0-9:._-]*[^A-Za-z0-9:._\-\s/>]")
+_NOT_CONTENT = XPath(" | ".join(f"//{tag}" for tag in NOT_CONTENT))
+# libxml2 makes elements of malformed names such as ``scr<script`` (from ``<scr<script>ipt>``,
+# a filter bypass): those are broken markup, not content, and go with everything inside.
+_MALFORMED = XPath("//*[contains(name(), '<')]")
 
 
 def _parser(*, from_bytes: bool = False, huge: bool = False) -> lxml.html.HTMLParser:
@@ -132,19 +132,21 @@ def _close(stack: list[tuple[str, bool]], name: str, depth: int) -> tuple[bool, 
     return True, depth
 
 
-def parse_html(text: str) -> tuple[lxml.html.HtmlElement, list[str]]:
+def parse_html(text: str, utf8: bytes | None = None) -> tuple[lxml.html.HtmlElement, list[str]]:
     """lxml tree of a decoded page, and warnings about repairs.
 
     When libxml2 gives up on a resource limit, the page is parsed again with its nesting
     capped (:func:`cap_nesting`, warning ``deep_nesting_flattened``) and libxml2's
     ``huge`` option (texts and attributes above 10 MB; warning ``huge_html``), so the rest
-    of the page is not lost. Raises ParseError on empty or unparseable input.
+    of the page is not lost. ``utf8``: the page's bytes when they are ``text`` in UTF-8
+    (libxml2 parses bytes faster than a Python string). Raises ParseError on empty or
+    unparseable input.
     """
     if not text.strip():
         raise ParseError("empty_page")
     warnings: list[str] = []
     try:
-        tree = _parse(text, huge=False)
+        tree = _parse(text, huge=False, utf8=utf8)
         if tree is None:
             capped = cap_nesting(text)
             warnings.append("deep_nesting_flattened" if len(capped) < len(text) else "huge_html")
@@ -156,31 +158,39 @@ def parse_html(text: str) -> tuple[lxml.html.HtmlElement, list[str]]:
     return tree, warnings
 
 
-def _parse(text: str, *, huge: bool) -> lxml.html.HtmlElement | None:
+def _parse(text: str, *, huge: bool, utf8: bytes | None = None) -> lxml.html.HtmlElement | None:
     """The tree, or None when libxml2 stopped on a resource limit."""
-    try:
+    if utf8 is None:
         parser = _parser(huge=huge)
-        tree = lxml.html.document_fromstring(text, parser=parser)
-    except ValueError:  # a str with an XML encoding declaration: parse its UTF-8 bytes
-        parser = _parser(from_bytes=True, huge=huge)
-        tree = lxml.html.document_fromstring(text.encode("utf-8"), parser=parser)
+        try:
+            tree = lxml.html.document_fromstring(text, parser=parser)
+            return None if _hit_limit(parser) else tree
+        except ValueError:  # a str with an XML encoding declaration: parse its bytes
+            utf8 = text.encode("utf-8")
+    parser = _parser(from_bytes=True, huge=huge)
+    tree = lxml.html.document_fromstring(utf8, parser=parser)
     return None if _hit_limit(parser) else tree
 
 
-def strip_not_content(tree: lxml.html.HtmlElement, html: str) -> int:
+def strip_not_content(tree: lxml.html.HtmlElement) -> int:
     """Remove script/style/noscript/template elements and elements of malformed tag names
-    (with their content, keeping what follows them). Returns how many malformed ones went."""
-    for el in tree.xpath(" | ".join(f"//{tag}" for tag in NOT_CONTENT)):
+    (with their content, keeping the text that follows them). Returns how many malformed
+    ones went."""
+    for el in _NOT_CONTENT(tree):
         el.drop_tree()
     malformed = 0
-    if _MAYBE_BAD_TAG_RE.search(html):  # only then walk every element
-        bad = [el for el in tree.iter() if isinstance(el.tag, str)
-               and not _TAG_NAME_RE.match(el.tag)]
-        for el in bad:
-            if el.getparent() is not None:
-                el.drop_tree()
-                malformed += 1
+    for el in _MALFORMED(tree):
+        if el.getparent() is not None:
+            el.drop_tree()
+            malformed += 1
     return malformed
+
+
+def load_page(raw: bytes | str, url: str) -> Page:
+    """Decode ``raw`` (see :func:`decode_html`) into a :class:`Page` fetched from ``url``."""
+    text, warnings = decode_html(raw)
+    utf8 = raw if isinstance(raw, bytes) and not warnings else None
+    return Page(text, url, list(warnings), utf8)
 
 
 def _walk_ld(obj: Any) -> list[dict[str, Any]]:
@@ -206,6 +216,7 @@ class Page:
     html: str
     url: str
     warnings: list[str] = field(default_factory=list)
+    utf8: bytes | None = field(default=None, repr=False)  # ``html`` encoded, when fetched so
     base_href: str | None = field(default=None, init=False)  # <base href>, set with tree
     _jsonld_sources: list[str] = field(default_factory=list, init=False, repr=False)
 
@@ -213,12 +224,12 @@ class Page:
     def tree(self) -> lxml.html.HtmlElement:
         """The page without comments, scripts, styles, noscript, templates or malformed
         elements: whatever a field reads from it is page text (JSON-LD is read first)."""
-        tree, warnings = parse_html(self.html)
+        tree, warnings = parse_html(self.html, self.utf8)
         self.warnings.extend(warnings)
         self._jsonld_sources = [
             str(s.text or "") for s in tree.xpath('//script[@type="application/ld+json"]')
         ]
-        if strip_not_content(tree, self.html):
+        if strip_not_content(tree):
             self.warnings.append("malformed_tags_removed")
         base = tree.xpath("//base/@href")
         self.base_href = str(base[0]).strip() if base else None
