@@ -36,9 +36,12 @@ def full_size_image(src: str, base: str = CANONICAL_ORIGIN) -> str:
     """Absolute full-size URL: cdnthumb ``ha_w/<w>/https@@$$media…/Upload/…`` → cdnmedia.
 
     Relative URLs resolve against the site's origin, never against a page's ``<base
-    href>`` (see :func:`off_site_base`). "" when ``src`` is not a URL.
+    href>`` (see :func:`off_site_base`). ``src`` as written when it is not a URL.
     """
-    src = _join(base + "/", src)
+    joined = _join(base + "/", src)
+    if not joined:  # not a URL: kept as written, to be counted and dropped as one
+        return src.strip()
+    src = joined
     m = _THUMB_RE.match(src)
     if m:
         return f"https://cdnmedia.baotintuc.vn{m.group(1)}"

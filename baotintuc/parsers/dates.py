@@ -2,11 +2,11 @@
 
 Priority: ``article:published_time`` (meta) > JSON-LD ``datePublished`` > the visible
 ``Thứ Bảy, 12/07/2025 21:11`` > the ID17 (creation time, last resort only). Priority
-decides among sources that are plausible and agree equally well: a date before 2000
-(the site did not publish then) is dropped, and a source that no other source nor the
-ID17 supports (within ``ID17_WINDOW``) loses to one that is supported, so a year-2099 meta
-tag never wins over a visible date and an ID17 that agree on 2025.
-"""
+decides among plausible sources that agree equally well. Implausible: before 2000 (the
+site did not publish then), or further than ``ID17_WINDOW`` from the ID17, the article's
+creation stamp, which is part of its URL and key (a year-2099 meta tag never wins over a
+visible date and an ID17 that agree on 2025). A plausible source that another one
+confirms (within a minute) wins over one that nothing confirms."""
 
 from __future__ import annotations
 
@@ -83,18 +83,14 @@ def resolve_dates(
     ]
     seen = [(name, dt) for name, dt in seen if dt is not None]
     created = id17_datetime(article_id)
-    in_range = [(name, dt) for name, dt in seen if dt >= EARLIEST]
-
-    def support(name: str, dt: datetime) -> int:
-        others = sum(1 for n, o in in_range if n != name and abs(o - dt) <= TOLERANCE)
-        return others + (created is not None and abs(dt - created) <= ID17_WINDOW)
-
-    scored = [(support(name, dt), name, dt) for name, dt in in_range]
-    plausible = [s for s in scored if s[0] > 0 or created is None]
-    rejected = tuple(name for name, _ in seen if name not in {n for _, n, _ in plausible})
+    plausible = [
+        (name, dt) for name, dt in seen
+        if dt >= EARLIEST and (created is None or abs(dt - created) <= ID17_WINDOW)
+    ]
+    rejected = tuple(name for name, _ in seen if name not in dict(plausible))
     if plausible:
-        best = max(s for s, _, _ in plausible)
-        _, source, published = next(p for p in plausible if p[0] == best)
+        support = [sum(1 for _, o in plausible if abs(o - dt) <= TOLERANCE) for _, dt in plausible]
+        source, published = plausible[support.index(max(support))]  # first = priority
     elif created is not None:
         source, published = "id17", created.replace(microsecond=0)  # a date, not a stamp
     else:

@@ -25,8 +25,10 @@ def decode_html(raw: bytes | str, content_type: str | None = None) -> tuple[str,
 
     Valid UTF-8 is taken as UTF-8 (the site's encoding; valid UTF-8 is almost never an
     accident). Otherwise w3lib decides as browsers do: BOM, the HTTP ``Content-Type``
-    charset, the ``<meta>`` charset, else UTF-8, with replacement characters for bytes
-    that do not decode, so bad bytes never crash the parser.
+    charset, the ``<meta>`` charset, else UTF-8. A UTF-8 page with stray bytes (text
+    pasted from a Windows code page: mixed encodings) keeps its UTF-8 text; each stray
+    byte becomes the punctuation it is in both Windows-1252 and Windows-1258, else U+FFFD
+    (warning ``invalid_utf8_replaced``), so bad bytes never crash the parser.
     """
     if isinstance(raw, str):
         return raw, []
@@ -37,13 +39,46 @@ def decode_html(raw: bytes | str, content_type: str | None = None) -> tuple[str,
     encoding, text = html_to_unicode(content_type, raw)
     if codecs.lookup(encoding).name != "utf-8":
         return text, [f"decoded_as:{encoding}"]
-    return text, ["invalid_utf8_replaced"]
+    return raw.decode("utf-8", errors=_WINDOWS_PUNCTUATION), ["invalid_utf8_replaced"]
+
+
+def _windows_punctuation(err: UnicodeError) -> tuple[str, int]:
+    """Decode error handler for UTF-8 pages with bytes pasted from a Windows code page: a
+    byte that Windows-1252 and Windows-1258 (Vietnamese) read alike (curly quotes, dashes,
+    ellipsis, €, ™ …) becomes that character; any other becomes U+FFFD (a letter would be a
+    guess between code pages)."""
+    if not isinstance(err, UnicodeDecodeError):
+        raise err
+    bad = err.object[err.start:err.end]
+    return "".join(_SAME_IN_WINDOWS_PAGES.get(b, "\ufffd") for b in bad), err.end
+
+
+def _same_in_windows_pages() -> dict[int, str]:
+    out = {}
+    for b in range(0x80, 0x100):
+        try:
+            a, v = bytes([b]).decode("cp1252"), bytes([b]).decode("cp1258")
+        except UnicodeDecodeError:
+            continue
+        if a == v and not a.isalpha():
+            out[b] = a
+    return out
+
+
+_SAME_IN_WINDOWS_PAGES = _same_in_windows_pages()
+_WINDOWS_PUNCTUATION = "baotintuc-windows-punctuation"
+codecs.register_error(_WINDOWS_PUNCTUATION, _windows_punctuation)
 
 
 # Nesting kept when a page is too deep for libxml2 (which stops at 256 levels, or 2048
 # with its "huge" option, and drops the rest of the document): real article pages are a
 # few dozen levels deep.
 MAX_DEPTH = 180
+MAX_RUN = 32  # start tags in a row with nothing between them (real pages: about 10)
+_TEXT_BLOCKS = frozenset(["p", "h1", "h2", "h3", "h4", "h5", "h6"])
+# C0 controls but whitespace, and DEL: never text; libxml2 and lxml choke on some of them
+# (a NUL cuts a string short, lxml refuses to store them), losing the paragraph.
+_CONTROLS_RE = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f]")
 _PARSERS = threading.local()  # lxml parsers are not to be shared between threads
 _TAG_RE = re.compile(r"<!--.*?(?:-->|\Z)|<(/?)([A-Za-z][^\s/>]*)[^>]*>", re.DOTALL)
 _VOID = frozenset(
@@ -80,27 +115,40 @@ def _hit_limit(parser: lxml.html.HTMLParser) -> bool:
     return any(e.type_name == "ERR_RESOURCE_LIMIT" for e in parser.error_log.filter_from_fatals())
 
 
-def cap_nesting(html: str, max_depth: int = MAX_DEPTH) -> str:
-    """``html`` with the start and end tags nested deeper than ``max_depth`` removed.
+def cap_nesting(html: str, max_depth: int = MAX_DEPTH, max_run: int = MAX_RUN) -> str:
+    """``html`` with the start tags of pathological nests removed (and their end tags).
 
-    A tag scanner, not a parser: it only counts open elements (void elements, comments
-    and the content of ``script``/``style``… aside) and drops the tags beyond the limit,
-    keeping their text, so what follows a pathological nest is still parsed.
+    A tag scanner, not a parser. Two rules, both keeping every text: a run of more than
+    ``max_run`` start tags with nothing between them (``<div>`` × 10⁵, closed or not) keeps
+    its first ``max_run``; and beyond ``max_depth`` open elements, no element opens. A
+    paragraph or a heading (not inside another) always opens, so text inside a nest stays
+    a paragraph. Void elements, and
+    ``script``/``style``… with their raw text, are always kept (dropping a ``<script>`` tag
+    would turn its code into page text). What follows the nest is parsed as written.
     """
     out: list[str] = []
-    stack: list[tuple[str, bool]] = []  # (tag name, kept)
-    depth = 0
+    stack: list[tuple[str, bool]] = []  # open elements: (tag name, kept)
+    depth = run = 0
     pos = 0
     for m in _iter_tags(html):
         closing, name = m.group(1), (m.group(2) or "").lower()
+        between = html[pos:m.start()]
+        if between.strip():
+            run = 0
         keep = True
         if name and closing:
             keep, depth = _close(stack, name, depth)
+            run = 0
         elif name and name not in _VOID and not m.group(0).endswith("/>"):
-            keep = depth < max_depth
+            if name not in _RAW_TEXT:
+                in_block = bool(stack) and stack[-1][0] in _TEXT_BLOCKS
+                keep = (name in _TEXT_BLOCKS and not in_block) or (
+                    run < max_run and depth < max_depth
+                )
+                run += 1
             stack.append((name, keep))
             depth += keep
-        out.append(html[pos:m.start()])
+        out.append(between)
         if keep:
             out.append(m.group(0))
         pos = m.end()
@@ -139,9 +187,11 @@ def parse_html(text: str, utf8: bytes | None = None) -> tuple[lxml.html.HtmlElem
     capped (:func:`cap_nesting`, warning ``deep_nesting_flattened``) and libxml2's
     ``huge`` option (texts and attributes above 10 MB; warning ``huge_html``), so the rest
     of the page is not lost. ``utf8``: the page's bytes when they are ``text`` in UTF-8
-    (libxml2 parses bytes faster than a Python string). Raises ParseError on empty or
-    unparseable input.
+    (libxml2 parses bytes faster than a Python string). Control characters (C0 but
+    whitespace, DEL) are removed first. Raises ParseError on empty or unparseable input.
     """
+    if _CONTROLS_RE.search(text):
+        text, utf8 = _CONTROLS_RE.sub("", text), None
     if not text.strip():
         raise ParseError("empty_page")
     warnings: list[str] = []
