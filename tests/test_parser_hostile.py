@@ -256,6 +256,20 @@ def test_title_blank_everywhere_is_no_title() -> None:
     assert err.value.reason == "no_title"
 
 
+# ------------------------------------------------------------------------ hidden text
+
+@pytest.mark.parametrize("hide", ['style="display:none"', 'style="display: none;"', "hidden",
+                                  'style="visibility:hidden"', 'hidden="hidden"'])
+def test_text_no_reader_sees_is_not_stored(hide: str) -> None:
+    art = parse(
+        (H1, f'<h1 class="detail-title" {hide}>Tiêu đề giả</h1>' + H1),
+        ("<p>Kiểm tra", f"<p {hide}>Mua thuốc giá rẻ tại đây</p><p>Kiểm tra"),
+        (TAG_LINK, f'<span {hide}>spam</span>' + TAG_LINK),
+    )
+    assert_unchanged(art)
+    assert "giả" not in art.body_markdown and "spam" not in art.body_markdown
+
+
 # ---------------------------------------------------------------- pathological nesting
 
 @pytest.mark.parametrize(("tag", "depth"), [("div", 100_000), ("span", 20_000),
@@ -266,6 +280,19 @@ def test_paragraphs_after_a_deep_nest_are_kept(tag: str, depth: int) -> None:
     assert art.body_text == WANT["body_text"]
     assert "deep_nesting_flattened" in art.warnings
     assert_unchanged(art)
+
+
+@pytest.mark.parametrize(("where", "nest"), [
+    (END_OPEN, "<ul><li>x" * 100_000),  # unclosed, text at every level, before div#divend
+    (FIRST_OPEN, "<b>" * 100_000),  # unclosed inline nest around the whole body
+    (FIRST_OPEN, "<div><span>" * 50_000),  # unclosed, alternating
+])
+def test_structure_after_an_unclosed_nest_is_kept(where: str, nest: str) -> None:
+    art = parse((where, where + nest) if where == FIRST_OPEN else (where, nest + where))
+    paragraphs = art.body_text.split("\n\n")
+    assert "\n\n".join(p for p in paragraphs if p.strip("x ")) == WANT["body_text"]
+    assert "deep_nesting_flattened" in art.warnings
+    assert (art.title, art.tags, art.byline) == (TITLE_TEXT, WANT["tags"], WANT["byline"])
 
 
 def test_text_inside_a_deep_nest_is_kept() -> None:

@@ -206,15 +206,18 @@ def test_windows_punctuation_in_utf8_is_repaired_letters_are_not() -> None:
 def test_cap_nesting_keeps_text_structure_and_scripts() -> None:
     from baotintuc.parsers.page import cap_nesting
 
+    # a run of empty start tags keeps its first 2 and last 3 (max_run 5): the paragraph
+    # at the bottom of the nest stays a paragraph; the script keeps its tags and code
     html = ("<body>" + "<div>" * 100 + "<p>a</p>" + "</div>" * 100
             + "<div><script>if (a<b) {'<div>'}</script><p>b</p></div></body>")
-    out = cap_nesting(html, max_depth=10, max_run=5)
-    assert out == ("<body>" + "<div>" * 4 + "<p>a</p>" + "</div>" * 4
-                   + "<div><script>if (a<b) {'<div>'}</script><p>b</p></div></body>")
+    assert cap_nesting(html, max_depth=10, max_run=5) == (
+        "<body>" + "<div>" * 3 + "<p>a</p>" + "</div>" * 3
+        + "<div><script>if (a<b) {'<div>'}</script><p>b</p></div></body>")
     unclosed = "<body>" + "<div>" * 50 + "<h2>x</h2><script>s()</script><p>y</p></body>"
     assert cap_nesting(unclosed, max_depth=10, max_run=5) == (
-        "<body>" + "<div>" * 4 + "<h2>x</h2><script>s()</script><p>y</p></body>")
-    # past the depth limit only paragraphs and headings (not nested in one) still open
+        "<body>" + "<div>" * 3 + "<h2>x</h2><script>s()</script><p>y</p></body>")
+    # past the depth limit, open elements are dropped from the middle; all text stays
     deep = "<div>x" * 12 + "<span>s</span><p>p<b>b</b></p>" + "</div>" * 12
     assert cap_nesting(deep, max_depth=10, max_run=50) == (
-        "<div>x" * 10 + "xx" + "s<p>pb</p>" + "</div>" * 10)
+        "<div>x" * 5 + "xxxx" + "<div>x" * 3 + "<span>s</span><p>p<b>b</b></p>" + "</div>" * 8)
+    assert cap_nesting("<p>plain</p>") == "<p>plain</p>"

@@ -75,7 +75,6 @@ codecs.register_error(_WINDOWS_PUNCTUATION, _windows_punctuation)
 # few dozen levels deep.
 MAX_DEPTH = 180
 MAX_RUN = 32  # start tags in a row with nothing between them (real pages: about 10)
-_TEXT_BLOCKS = frozenset(["p", "h1", "h2", "h3", "h4", "h5", "h6"])
 # C0 controls but whitespace, and DEL: never text; libxml2 and lxml choke on some of them
 # (a NUL cuts a string short, lxml refuses to store them), losing the paragraph.
 _CONTROLS_RE = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f]")
@@ -89,6 +88,8 @@ _RAW_TEXT = frozenset(["script", "style", "textarea", "title", "xmp", "noembed",
 # Elements whose content is never field text: code, styles, fallbacks and inert templates.
 NOT_CONTENT = ("script", "style", "noscript", "template")
 _NOT_CONTENT = XPath(" | ".join(f"//{tag}" for tag in NOT_CONTENT))
+_HIDDEN = XPath("//body//*[@hidden or contains(translate(@style, ' ', ''), 'display:none')"
+                " or contains(translate(@style, ' ', ''), 'visibility:hidden')]")
 # libxml2 makes elements of malformed names such as ``scr<script`` (from ``<scr<script>ipt>``,
 # a filter bypass): those are broken markup, not content, and go with everything inside.
 _MALFORMED = XPath("//*[contains(name(), '<')]")
@@ -118,39 +119,54 @@ def _hit_limit(parser: lxml.html.HTMLParser) -> bool:
 def cap_nesting(html: str, max_depth: int = MAX_DEPTH, max_run: int = MAX_RUN) -> str:
     """``html`` with the start tags of pathological nests removed (and their end tags).
 
-    A tag scanner, not a parser. Two rules, both keeping every text: a run of more than
-    ``max_run`` start tags with nothing between them (``<div>`` × 10⁵, closed or not) keeps
-    its first ``max_run``; and beyond ``max_depth`` open elements, no element opens. A
-    paragraph or a heading (not inside another) always opens, so text inside a nest stays
-    a paragraph. Void elements, and
-    ``script``/``style``… with their raw text, are always kept (dropping a ``<script>`` tag
-    would turn its code into page text). What follows the nest is parsed as written.
+    A tag scanner, not a parser, that keeps every text and drops tags from the *middle*
+    of a nest, so the page's outer structure and the innermost levels survive:
+
+    * a run of more than ``max_run`` start tags with nothing between them (``<div>`` ×
+      10⁵, closed or not) keeps its first and last ``max_run // 2``;
+    * past ``max_depth`` open elements, each new one drops an open element from the middle
+      (its start tag goes, its content stays), so what follows an unclosed nest keeps its
+      own structure.
+
+    Void elements, and ``script``/``style``… with their raw text, are always kept
+    (dropping a ``<script>`` tag would turn its code into text).
     """
     out: list[str] = []
-    stack: list[tuple[str, bool]] = []  # open elements: (tag name, kept)
-    depth = run = 0
+    stack: list[list[Any]] = []  # open elements: [tag name, kept, index of start tag in out]
+    kept: list[int] = []  # indices in ``stack`` of the kept open elements, outermost first
+    run: list[int] = []  # indices in ``stack`` of the current run of kept start tags
     pos = 0
+
+    def drop(index: int) -> None:
+        stack[index][1] = False
+        out[stack[index][2]] = ""
+
     for m in _iter_tags(html):
         closing, name = m.group(1), (m.group(2) or "").lower()
         between = html[pos:m.start()]
+        out.append(between)
         if between.strip():
-            run = 0
+            run.clear()
         keep = True
         if name and closing:
-            keep, depth = _close(stack, name, depth)
-            run = 0
+            keep = _close(stack, kept, name)
+            run.clear()
         elif name and name not in _VOID and not m.group(0).endswith("/>"):
+            index = len(stack)
+            stack.append([name, True, len(out)])
             if name not in _RAW_TEXT:
-                in_block = bool(stack) and stack[-1][0] in _TEXT_BLOCKS
-                keep = (name in _TEXT_BLOCKS and not in_block) or (
-                    run < max_run and depth < max_depth
-                )
-                run += 1
-            stack.append((name, keep))
-            depth += keep
-        out.append(between)
-        if keep:
-            out.append(m.group(0))
+                kept.append(index)
+                run.append(index)
+                if len(run) > max_run:
+                    victim = run.pop(max_run // 2)
+                    drop(victim)
+                    kept.remove(victim)
+                if len(kept) > max_depth:
+                    victim = kept.pop(max_depth // 2)
+                    drop(victim)
+                    if victim in run:
+                        run.remove(victim)
+        out.append(m.group(0) if keep else "")
         pos = m.end()
     out.append(html[pos:])
     return "".join(out)
@@ -168,16 +184,28 @@ def _iter_tags(html: str) -> Iterator[re.Match[str]]:
             pos = end.start() if end else len(html)
 
 
-def _close(stack: list[tuple[str, bool]], name: str, depth: int) -> tuple[bool, int]:
-    """Pop the element an end tag closes (looking at most 64 entries down). Returns whether
-    to keep the end tag and the new depth. A stray end tag is kept (the parser ignores it)."""
-    for k in range(len(stack) - 1, max(-1, len(stack) - 65), -1):
-        if stack[k][0] == name:
-            kept = stack[k][1]
-            depth -= sum(1 for _, was_kept in stack[k:] if was_kept)
-            del stack[k:]
-            return kept, depth
-    return True, depth
+def _close(stack: list[list[Any]], kept: list[int], name: str) -> bool:
+    """Pop the element an end tag closes; whether to keep the end tag.
+
+    The element is the innermost open one of that name: looked for among the kept open
+    elements (at most ``MAX_DEPTH``, so an end tag finds its element past any number of
+    dropped ones, as ``</div>`` after an unclosed ``<b>`` × 10⁵), else among the 64
+    innermost entries. A stray end tag is kept (the parser ignores it).
+    """
+    if stack and stack[-1][0] == name:
+        k = len(stack) - 1
+    else:
+        k = next((i for i in reversed(kept) if stack[i][0] == name), -1)
+        if k < 0:
+            k = next((i for i in range(len(stack) - 1, max(-1, len(stack) - 65), -1)
+                      if stack[i][0] == name), -1)
+        if k < 0:
+            return True
+    was_kept = bool(stack[k][1])
+    del stack[k:]
+    while kept and kept[-1] >= k:
+        kept.pop()
+    return was_kept
 
 
 def parse_html(text: str, utf8: bytes | None = None) -> tuple[lxml.html.HtmlElement, list[str]]:
@@ -223,11 +251,15 @@ def _parse(text: str, *, huge: bool, utf8: bytes | None = None) -> lxml.html.Htm
 
 
 def strip_not_content(tree: lxml.html.HtmlElement) -> int:
-    """Remove script/style/noscript/template elements and elements of malformed tag names
-    (with their content, keeping the text that follows them). Returns how many malformed
-    ones went."""
+    """Remove script/style/noscript/template elements, elements hidden from readers
+    (``hidden``, inline ``display:none``/``visibility:hidden``: a hidden fake headline
+    must not become the title) and elements of malformed tag names, with their content,
+    keeping the text that follows them. Returns how many malformed ones went."""
     for el in _NOT_CONTENT(tree):
         el.drop_tree()
+    for el in _HIDDEN(tree):
+        if el.getparent() is not None:
+            el.drop_tree()
     malformed = 0
     for el in _MALFORMED(tree):
         if el.getparent() is not None:
