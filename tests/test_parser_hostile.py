@@ -103,6 +103,19 @@ def test_non_web_image_urls_are_dropped_and_counted(src: str) -> None:
     assert_unchanged(art, "images")
 
 
+def test_a_bad_lazy_source_does_not_hide_a_good_src() -> None:
+    art = parse((IMG, f'<img data-src="javascript:alert(1)" src="{IMG_SRC}">'))
+    assert_unchanged(art)
+    assert not any(w.startswith("dropped_image_urls") for w in art.warnings)
+
+
+def test_an_image_url_too_long_to_store_is_dropped_not_cut() -> None:
+    long_src = IMG_SRC + "?" + "x" * 3000
+    art = parse((IMG, f'<img src="{long_src}">'))
+    assert art.images == [] and "dropped_image_urls:1" in art.warnings
+    assert "cut:images" not in art.warnings
+
+
 def test_good_images_keep_their_place_when_bad_ones_go() -> None:
     bad = ('<figure class="image"><img src="javascript:alert(1)"><figcaption>Xấu</figcaption>'
            "</figure>")
@@ -147,6 +160,10 @@ SCRIPTS = [
     "<template><p>alert('x')</p></template>",
     "<scr<script>ipt>alert('x')</scr</script>ipt>",
     "<SCRIPT >alert('x')</SCRIPT >",
+    "<svg><script>alert('x')</script></svg>",
+    "<noembed>alert('x')</noembed>",
+    "<iframe>alert('x')</iframe>",
+    "<video>alert('x')<p>alert('x')</p></video>",
 ]
 
 

@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterable
 from urllib.parse import unquote, urljoin, urlsplit
 
+from baotintuc.model import ImageRecord
 from baotintuc.parsers.page import Page
 from baotintuc.site import CANONICAL_ORIGIN, CATEGORIES_BY_SLUG
 from baotintuc.urls import article_id, listing_info, to_canonical
@@ -23,13 +24,23 @@ def _join(base: str, src: str) -> str:
 
 
 def is_web_url(url: str) -> bool:
-    """An absolute http(s) URL with a host: the only kind stored for images and videos
-    (never ``javascript:``, ``data:``, ``file:`` …)."""
+    """An absolute http(s) URL with a host, within the stored URL bound: the only kind
+    stored for images and videos (never ``javascript:``, ``data:``, ``file:`` …, and never
+    a URL that would have to be cut short)."""
+    if len(url) > ImageRecord.MAX_URL:
+        return False
     try:
         parts = urlsplit(url)
     except ValueError:
         return False
     return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def image_url(sources: Iterable[str | None]) -> str:
+    """The first of an image's sources (``data-src``, ``src`` …) that resolves to a web URL;
+    else the first given, as resolved (to be counted and dropped); "" when none is given."""
+    given = [full_size_image(s) for s in sources if s and s.strip()]
+    return next((u for u in given if is_web_url(u)), given[0] if given else "")
 
 
 def full_size_image(src: str, base: str = CANONICAL_ORIGIN) -> str:

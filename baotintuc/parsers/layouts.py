@@ -104,12 +104,12 @@ class BaotintucParser:
         for part in parts:
             for fig in part.xpath(self.FIGURE):
                 img = fig if fig.tag == "img" else next(iter(fig.iter("img")), None)
-                src = "" if img is None else (img.get("data-src") or img.get("src") or "")
+                sources = [] if img is None else [img.get("data-src"), img.get("src")]
                 cap_nodes = fig.xpath(".//figcaption")
                 caption = text_of(cap_nodes[0]) if cap_nodes else ""
                 out.append(ImageRecord(
                     position=len(out),
-                    url=common.full_size_image(src) if src.strip() else "",
+                    url=common.image_url(sources),
                     caption=caption,
                     credit=parse_credit(caption),
                 ))

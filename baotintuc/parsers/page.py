@@ -86,8 +86,12 @@ _VOID = frozenset(
 )
 _RAW_TEXT = frozenset(["script", "style", "textarea", "title", "xmp", "noembed", "noframes"])
 # Elements whose content is never field text: code, styles, fallbacks and inert templates.
-NOT_CONTENT = ("script", "style", "noscript", "template")
+NOT_CONTENT = ("script", "style", "noscript", "template", "noembed", "noframes")
 _NOT_CONTENT = XPath(" | ".join(f"//{tag}" for tag in NOT_CONTENT))
+# Embeds whose inner text a browser never shows (fallback content); the element and its
+# attributes (a player's ``src``, a video's ``<source>``) stay, the text goes.
+_EMBEDS = XPath("//iframe | //canvas | //video | //audio")
+_MEDIA_CHILDREN = frozenset(["source", "track"])
 _HIDDEN = XPath("//body//*[@hidden or contains(translate(@style, ' ', ''), 'display:none')"
                 " or contains(translate(@style, ' ', ''), 'visibility:hidden')]")
 # libxml2 makes elements of malformed names such as ``scr<script`` (from ``<scr<script>ipt>``,
@@ -251,7 +255,8 @@ def _parse(text: str, *, huge: bool, utf8: bytes | None = None) -> lxml.html.Htm
 
 
 def strip_not_content(tree: lxml.html.HtmlElement) -> int:
-    """Remove script/style/noscript/template elements, elements hidden from readers
+    """Remove script/style/noscript/template/noembed/noframes elements, the fallback text
+    of iframe/canvas/video/audio, elements hidden from readers
     (``hidden``, inline ``display:none``/``visibility:hidden``: a hidden fake headline
     must not become the title) and elements of malformed tag names, with their content,
     keeping the text that follows them. Returns how many malformed ones went."""
@@ -260,6 +265,13 @@ def strip_not_content(tree: lxml.html.HtmlElement) -> int:
     for el in _HIDDEN(tree):
         if el.getparent() is not None:
             el.drop_tree()
+    for el in _EMBEDS(tree):
+        el.text = None
+        for child in list(el):
+            if child.tag in _MEDIA_CHILDREN:
+                child.tail = None
+            else:
+                el.remove(child)
     malformed = 0
     for el in _MALFORMED(tree):
         if el.getparent() is not None:
