@@ -406,8 +406,10 @@ def plain_trafilatura(html: bytes, url: str) -> str:
 
 
 def aeb_trafilatura(html: bytes, url: str) -> str:
-    """trafilatura as the AEB repository runs it: the page read as UTF-8 text, no URL,
-    ``extract(html, include_comments=False)`` (its ``extractors/run_trafilatura.py``)."""
+    """trafilatura with the AEB settings: the page decoded as UTF-8, no URL,
+    ``extract(html, include_comments=False)``. ``bench/aeb/README.md`` does not record
+    the upstream settings: these are the library defaults with comments off (see
+    bench/README.md)."""
     import trafilatura
 
     return trafilatura.extract(html.decode("utf-8"), include_comments=False) or ""
