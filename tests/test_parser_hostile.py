@@ -206,6 +206,27 @@ def test_no_script_text_in_any_field(script: str) -> None:
         assert "alert" not in (value or "") and "display:none" not in (value or "")
 
 
+@pytest.mark.parametrize("script", [
+    "<script>alert(1)</script>", "&lt;script&gt;alert(1)&lt;/script&gt;", "<style>x{}</style>",
+    "<img src=x onerror=alert(1)>",
+])
+def test_markup_in_metadata_values_is_not_text(script: str) -> None:
+    html = page((H1, ""), ('<strong>Pháp luật</strong>', "<strong></strong>"))
+    for key in ("og:title", "article:section"):
+        html = html.replace(f'property="{key}" content="', f'property="{key}" content="{script}', 1)
+    html = html.replace('title="Pháp luật"', "")
+    art = parse_article(html.encode(), URL)
+    assert (art.title, art.category) == (TITLE_TEXT, "Pháp luật")
+
+
+def test_html_in_a_json_ld_description_is_read_as_text() -> None:
+    from baotintuc.parsers.page import markup_text
+
+    assert markup_text("<p>Đoạn <b>một</b></p><script>x()</script>") == "Đoạn một"
+    assert markup_text("a < b và c > d") == "a < b và c > d"
+    assert markup_text(["not", "text"]) == ""
+
+
 def test_malformed_tag_removal_is_flagged() -> None:
     art = parse((H1, H1.replace(TITLE_TEXT, TITLE_TEXT + SCRIPTS[5])))
     assert art.title == TITLE_TEXT

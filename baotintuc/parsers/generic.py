@@ -11,8 +11,8 @@ from baotintuc.model import Article, ImageRecord, ParseError
 from baotintuc.parsers import common
 from baotintuc.parsers.byline import parse_byline
 from baotintuc.parsers.dates import resolve_dates
-from baotintuc.parsers.page import Page, load_page, text_of
-from baotintuc.text import clean_text, word_count
+from baotintuc.parsers.page import Page, load_page, markup_text, text_of
+from baotintuc.text import word_count
 
 VERSION = "generic-1"
 ARTICLE_TYPES = ("NewsArticle", "Article", "ReportageNewsArticle", "BlogPosting")
@@ -48,7 +48,7 @@ def _title_and_sapo(page: Page, url: str, ld: dict[str, Any]) -> tuple[str, str]
     sapo_src = page.meta_first("og:description", "description") or (
         desc if isinstance(desc, str) else None
     )
-    return clean_text(title_src), clean_text(sapo_src)
+    return markup_text(title_src), markup_text(sapo_src)
 
 
 def generic_body(html: str | bytes, url: str, **steps: bool) -> str:
@@ -89,7 +89,7 @@ def parse_generic(page: Page, article_id: str, url: str) -> Article:
     )
     if dropped_videos:
         notes.append(f"dropped_video_urls:{dropped_videos}")
-    section = clean_text(page.meta_first("article:section"))
+    section = page.meta_text("article:section")
     crumb_name, crumb_href = common.breadcrumb_leaf(page)
     cat_id, parent_id = common.category_ids_from_href(crumb_href)
     if cat_id is None:
@@ -100,7 +100,7 @@ def parse_generic(page: Page, article_id: str, url: str) -> Article:
         notes.append("dropped_image_urls:1")
     if common.off_site_base(page):
         notes.append("off_site_base_href_ignored")
-    tags = list(dict.fromkeys(t for t in map(clean_text, page.meta.get("article:tag", [])) if t))
+    tags = list(dict.fromkeys(t for t in map(markup_text, page.meta.get("article:tag", [])) if t))
     # Last: extract_page changes the tree (joins split bodies).
     body = extract_page(page.tree, url=url, title=title, sapo=sapo, prune_xpath=PRUNE_XPATH)
     if not body.text:
@@ -111,7 +111,7 @@ def parse_generic(page: Page, article_id: str, url: str) -> Article:
         byline=byline, authors=authors, source=source,
         published_at=dates.published_at, modified_at=dates.modified_at,
         date_source=dates.source, date_disagreement=dates.disagreement,
-        category=section or clean_text(crumb_name) or None, category_id=cat_id,
+        category=section or markup_text(crumb_name) or None, category_id=cat_id,
         parent_category_id=parent_id, tags=tags, related_article_ids=[],
         word_count=word_count(body.text), kind=common.kind_from_url(url) or "article",
         video_urls=videos, images=images,

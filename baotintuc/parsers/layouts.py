@@ -19,7 +19,7 @@ from baotintuc.model import Article, ImageRecord, ParseError
 from baotintuc.parsers import common
 from baotintuc.parsers.byline import parse_byline, parse_credit
 from baotintuc.parsers.dates import resolve_dates
-from baotintuc.parsers.page import Page, text_of
+from baotintuc.parsers.page import Page, markup_text, text_of
 from baotintuc.text import clean_text, word_count
 
 _CLS = "contains(concat(' ', normalize-space(@class), ' '), ' {} ')"
@@ -70,12 +70,12 @@ class BaotintucParser:
         """The layout's headline; ``og:title`` when it is missing or blank (whitespace or
         invisible characters only); "" when both are."""
         nodes = self.TITLE(self.tree)
-        return (text_of(nodes[0]) if nodes else "") or clean_text(self.page.meta_first("og:title"))
+        return (text_of(nodes[0]) if nodes else "") or self.page.meta_text("og:title")
 
     def sapo(self) -> str | None:
         nodes = self.SAPO(self.tree)
         text = text_of(nodes[0]) if nodes else ""
-        return text or clean_text(self.page.meta_first("og:description", "description")) or None
+        return text or self.page.meta_text("og:description", "description") or None
 
     def byline_line(self) -> str | None:
         nodes = self.AUTHOR(self.tree)
@@ -87,7 +87,7 @@ class BaotintucParser:
     def tags(self) -> list[str]:
         found = [text_of(t).rstrip(",;").strip() for t in self.TAGS(self.tree)]
         if not any(found):
-            found = [clean_text(t) for t in self.page.meta.get("article:tag", [])]
+            found = [markup_text(t) for t in self.page.meta.get("article:tag", [])]
         return list(dict.fromkeys(t for t in found if t))  # distinct, in order, linear
 
     def related_article_ids(self) -> list[str]:
@@ -134,10 +134,10 @@ class BaotintucParser:
             cat_id, parent_id = common.category_ids_from_href(crumb_href)
         if cat_id is None:
             cat_id, parent_id = common.category_from_url(self.url)
-        name = clean_text(self.page.meta_first("article:section"))
+        name = self.page.meta_text("article:section")
         if not name and links:
-            name = clean_text(links[0].get("title")) or text_of(links[0])
-        return name or clean_text(crumb_name) or None, cat_id, parent_id
+            name = markup_text(links[0].get("title")) or text_of(links[0])
+        return name or markup_text(crumb_name) or None, cat_id, parent_id
 
     def kind(self, body_text: str, images: list[ImageRecord], videos: list[str]) -> str:
         by_url = common.kind_from_url(self.url)

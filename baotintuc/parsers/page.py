@@ -343,6 +343,10 @@ class Page:
                     out.setdefault(key, []).append(content)
         return out
 
+    def meta_text(self, *keys: str) -> str:
+        """:func:`markup_text` of the first non-blank value of ``keys``; "" if none."""
+        return markup_text(self.meta_first(*keys))
+
     def meta_first(self, *keys: str) -> str | None:
         for key in keys:
             for value in self.meta.get(key.lower(), []):
@@ -380,6 +384,28 @@ class Page:
     def canonical_url(self) -> str | None:
         links = self.tree.xpath('//link[@rel="canonical"]/@href')
         return self.meta_first("og:url") or (links[0].strip() if links else None)
+
+
+def markup_text(value: object) -> str:
+    """Plain text of a metadata value (a meta ``content``, a JSON-LD string, an attribute).
+
+    These values are meant to be text, but some sites put HTML in them (``<p>`` in a
+    JSON-LD description) and a hostile page puts ``<script>`` there: markup is parsed and
+    only its readable text kept (script, style … dropped, as on the page), then cleaned
+    like any text. Entity-escaped markup in an attribute is the same value to an HTML
+    parser and goes the same way. Non-strings give "".
+    """
+    if not isinstance(value, str):
+        return ""
+    if "<" in value:
+        try:
+            fragment = lxml.html.fragment_fromstring(value, create_parent="div",
+                                                     parser=_parser())
+        except (etree.ParserError, ValueError):
+            return clean_text(value)
+        strip_not_content(fragment)
+        value = fragment.text_content()
+    return clean_text(value)
 
 
 def text_of(el: Any) -> str:
