@@ -45,6 +45,7 @@ _PLACEHOLDER = "IMGPLACEHOLDER{}X"
 _PLACEHOLDER_RE = re.compile(r"IMGPLACEHOLDER(\d+)X")
 _MD_ESCAPE_RE = re.compile(r"([\[\]])")
 
+
 @dataclass(frozen=True, slots=True)
 class Body:
     text: str

@@ -204,7 +204,7 @@ def test_windows_punctuation_in_utf8_is_repaired_letters_are_not() -> None:
 
 
 def test_cap_nesting_keeps_text_structure_and_scripts() -> None:
-    from baotintuc.parsers.page import cap_nesting
+    from baotintuc.parsers.tree import cap_nesting
 
     # a run of empty start tags keeps its first 2 and last 3 (max_run 5): the paragraph
     # at the bottom of the nest stays a paragraph; the script keeps its tags and code

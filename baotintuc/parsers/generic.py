@@ -14,7 +14,7 @@ from baotintuc.parsers.dates import resolve_dates
 from baotintuc.parsers.page import Page, load_page, markup_text, text_of
 from baotintuc.text import word_count
 
-VERSION = "generic-1"
+VERSION = "generic-2"  # 2: split bodies joined, recall escalation, sapo heading only
 ARTICLE_TYPES = ("NewsArticle", "Article", "ReportageNewsArticle", "BlogPosting")
 # baotintuc.vn clutter to prune when trafilatura reads the whole page. Classes are matched
 # exactly: ``contains(@class,'widget')`` also hits other sites' article containers
