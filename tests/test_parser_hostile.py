@@ -296,7 +296,7 @@ def test_title_blank_everywhere_is_no_title() -> None:
 
 # ------------------------------------------------------------------------ hidden text
 
-@pytest.mark.parametrize("hide", ['style="display:none"', 'style="display: none;"', "hidden",
+@pytest.mark.parametrize("hide", ['style="display:none"', 'style="DISPLAY : None;"', "hidden",
                                   'style="visibility:hidden"', 'hidden="hidden"'])
 def test_text_no_reader_sees_is_not_stored(hide: str) -> None:
     art = parse(

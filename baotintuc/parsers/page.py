@@ -57,12 +57,13 @@ class Page:
         tree, warnings = parse_html(self.html, self.utf8)
         self.warnings.extend(warnings)
         self._jsonld_sources = [
-            str(s.text or "") for s in tree.xpath('//script[@type="application/ld+json"]')
+            s.text or "" for s in tree.iter("script")
+            if (s.get("type") or "").strip().lower() == "application/ld+json"
         ]
+        base = next(tree.iter("base"), None)
+        self.base_href = (base.get("href") or "").strip() or None if base is not None else None
         if strip_not_content(tree):
             self.warnings.append("malformed_tags_removed")
-        base = tree.xpath("//base/@href")
-        self.base_href = str(base[0]).strip() if base else None
         return tree
 
     @cached_property

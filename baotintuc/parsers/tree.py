@@ -29,6 +29,7 @@ MAX_RUN = 32  # start tags in a row with nothing between them (real pages: about
 # C0 controls but whitespace, and DEL: never text; libxml2 and lxml choke on some of them
 # (a NUL cuts a string short, lxml refuses to store them), losing the paragraph.
 _CONTROLS_RE = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f]")
+_CONTROL_BYTES = bytes([*range(0x00, 0x09), 0x0B, *range(0x0E, 0x20), 0x7F])
 _PARSERS = threading.local()  # lxml parsers are not to be shared between threads
 _TAG_RE = re.compile(r"<!--.*?(?:-->|\Z)|<(/?)([A-Za-z][^\s/>]*)[^>]*>", re.DOTALL)
 _VOID = frozenset(
@@ -38,13 +39,12 @@ _VOID = frozenset(
 _RAW_TEXT = frozenset(["script", "style", "textarea", "title", "xmp", "noembed", "noframes"])
 # Elements whose content is never field text: code, styles, fallbacks and inert templates.
 NOT_CONTENT = ("script", "style", "noscript", "template", "noembed", "noframes")
-_NOT_CONTENT = XPath(" | ".join(f"//{tag}" for tag in NOT_CONTENT))
 # Embeds whose inner text a browser never shows (fallback content); the element and its
 # attributes (a player's ``src``, a video's ``<source>``) stay, the text goes.
-_EMBEDS = XPath("//iframe | //canvas | //video | //audio")
+EMBEDS = ("iframe", "canvas", "video", "audio")
 _MEDIA_CHILDREN = frozenset(["source", "track"])
-_HIDDEN = XPath("//body//*[@hidden or contains(translate(@style, ' ', ''), 'display:none')"
-                " or contains(translate(@style, ' ', ''), 'visibility:hidden')]")
+_HIDDEN_OR_STYLED = XPath("//body//*[@hidden or @style]")
+_HIDING_STYLE_RE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 # libxml2 makes elements of malformed names such as ``scr<script`` (from ``<scr<script>ipt>``,
 # a filter bypass): those are broken markup, not content, and go with everything inside.
 _MALFORMED = XPath("//*[contains(name(), '<')]")
@@ -163,6 +163,12 @@ def _close(stack: list[list[Any]], kept: list[int], name: str) -> bool:
     return was_kept
 
 
+def _has_controls(text: str, utf8: bytes | None) -> bool:
+    if utf8 is not None:  # in UTF-8 these bytes only ever stand for themselves
+        return len(utf8.translate(None, _CONTROL_BYTES)) != len(utf8)
+    return _CONTROLS_RE.search(text) is not None
+
+
 def parse_html(text: str, utf8: bytes | None = None) -> tuple[lxml.html.HtmlElement, list[str]]:
     """lxml tree of a decoded page, and warnings about repairs.
 
@@ -173,7 +179,7 @@ def parse_html(text: str, utf8: bytes | None = None) -> tuple[lxml.html.HtmlElem
     (libxml2 parses bytes faster than a Python string). Control characters (C0 but
     whitespace, DEL) are removed first. Raises ParseError on empty or unparseable input.
     """
-    if _CONTROLS_RE.search(text):
+    if _has_controls(text, utf8):
         text, utf8 = _CONTROLS_RE.sub("", text), None
     if not text.strip():
         raise ParseError("empty_page")
@@ -211,12 +217,13 @@ def strip_not_content(tree: lxml.html.HtmlElement) -> int:
     (``hidden``, inline ``display:none``/``visibility:hidden``: a hidden fake headline
     must not become the title) and elements of malformed tag names, with their content,
     keeping the text that follows them. Returns how many malformed ones went."""
-    for el in _NOT_CONTENT(tree):
+    for el in list(tree.iter(*NOT_CONTENT)):
         el.drop_tree()
-    for el in _HIDDEN(tree):
-        if el.getparent() is not None:
+    for el in _HIDDEN_OR_STYLED(tree):
+        hidden = el.get("hidden") is not None or _HIDING_STYLE_RE.search(el.get("style") or "")
+        if hidden and el.getparent() is not None:
             el.drop_tree()
-    for el in _EMBEDS(tree):
+    for el in list(tree.iter(*EMBEDS)):
         el.text = None
         for child in list(el):
             if child.tag in _MEDIA_CHILDREN:
