@@ -488,3 +488,53 @@ def test_nul_bytes_do_not_reach_the_fields() -> None:
     art = parse((H1, H1.replace("buôn lậu", "buôn\x00 lậu")), ("<p>Kiểm tra", "<p>\x00Kiểm tra"))
     assert art.title == TITLE_TEXT
     assert "\x00" not in art.body_text
+
+
+# ------------------------------------------------------------- the generic fallback path
+
+GENERIC = "synthetic_video"
+GENERIC_ENTRY: dict[str, Any] = json.loads((RESOURCES / "expected.json").read_text())[GENERIC]
+GENERIC_BASE = gzip.decompress((RESOURCES / f"{GENERIC}.html.gz").read_bytes()).decode()
+OG_IMAGE = "https://video-api.baotintuc.vn/image/x/2025_07_13/avata.jpg"
+
+
+def parse_generic_page(*edits: tuple[str, str]) -> Article:
+    return parse_article(page(*edits, base=GENERIC_BASE).encode(), GENERIC_ENTRY["url"])
+
+
+def test_generic_page_reference() -> None:
+    art = parse_generic_page()
+    assert art.parser_version == "generic-2" and art.warnings == ["generic_parser"]
+    assert art.body_text == GENERIC_ENTRY["expected"]["body_text"]
+
+
+@pytest.mark.parametrize("src", ["javascript:alert(1)", "data:image/png;base64,AAAA"])
+def test_generic_og_image_must_be_a_web_url(src: str) -> None:
+    art = parse_generic_page((OG_IMAGE, src))
+    assert art.images == [] and "dropped_image_urls:1" in art.warnings
+
+
+def test_generic_title_from_metadata_has_no_markup_or_invisibles() -> None:
+    art = parse_generic_page(
+        ('og:title" content="', 'og:title" content="\u202e<script>alert(1)</script>'))
+    assert art.title == GENERIC_ENTRY["expected"]["title"]
+
+
+def test_generic_body_after_a_deep_nest() -> None:
+    art = parse_generic_page(('<div class="video-des">', '<div class="video-des">'
+                              + "<div>" * 100_000 + "</div>" * 100_000))
+    assert art.body_text == GENERIC_ENTRY["expected"]["body_text"]
+    assert "deep_nesting_flattened" in art.warnings
+
+
+def test_generic_dates_from_bad_json_ld_fall_back_to_the_id17() -> None:
+    art = parse_generic_page(('"datePublished":"2025-07-13T15:20:00+07:00"',
+                              '"datePublished":"2099-07-13T15:20:00+07:00"'))
+    assert art.published_at.isoformat() == "2025-07-13T15:09:35+07:00"
+    assert (art.date_source, art.date_disagreement) == ("id17", True)
+    assert "implausible_date:jsonld" in art.warnings
+    deep = parse_generic_page(('<script type="application/ld+json">{',
+                               '<script type="application/ld+json">' + "[" * 50_000
+                               + "]" * 50_000 + '</script><script type="application/ld+json">{'))
+    assert deep.published_at.isoformat() == GENERIC_ENTRY["expected"]["published_at"]
+    assert "bad_jsonld" in deep.warnings
