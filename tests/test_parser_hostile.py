@@ -227,6 +227,24 @@ def test_html_in_a_json_ld_description_is_read_as_text() -> None:
     assert markup_text(["not", "text"]) == ""
 
 
+@pytest.mark.parametrize("broken", [
+    "<math><mtext><table><mglyph><style><img src=x onerror=alert(1)>",  # mXSS-style
+    "<style>",  # never closed
+    "<script>alert(1)",  # never closed
+])
+def test_an_unclosed_style_or_script_does_not_swallow_the_page(broken: str) -> None:
+    art = parse((H1, H1.replace(TITLE_TEXT, TITLE_TEXT + broken)))
+    assert "unclosed_raw_text_repaired" in art.warnings
+    assert art.title == TITLE_TEXT
+    assert_unchanged(art, "title")
+
+
+def test_a_heading_that_swallowed_the_page_gives_way_to_og_title() -> None:
+    art = parse((H1, H1.replace(TITLE_TEXT, TITLE_TEXT + "<math><mtext><table>")))
+    assert art.title == TITLE_TEXT and "title_from_metadata" in art.warnings
+    assert "cut:title" not in art.warnings
+
+
 def test_malformed_tag_removal_is_flagged() -> None:
     art = parse((H1, H1.replace(TITLE_TEXT, TITLE_TEXT + SCRIPTS[5])))
     assert art.title == TITLE_TEXT

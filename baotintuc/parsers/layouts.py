@@ -15,7 +15,7 @@ import lxml.html
 from lxml.etree import XPath
 
 from baotintuc.extract import EXTRACTOR_VERSION, extract_body
-from baotintuc.model import Article, ImageRecord, ParseError
+from baotintuc.model import COLUMNS, Article, ImageRecord, ParseError
 from baotintuc.parsers import common
 from baotintuc.parsers.byline import parse_byline, parse_credit
 from baotintuc.parsers.dates import resolve_dates
@@ -23,6 +23,7 @@ from baotintuc.parsers.page import Page, markup_text, text_of
 from baotintuc.text import clean_text, word_count
 
 _CLS = "contains(concat(' ', normalize-space(@class), ' '), ' {} ')"
+_TITLE_MAX = COLUMNS["title"].max_chars or 1000
 
 
 def cls(name: str) -> str:
@@ -67,10 +68,18 @@ class BaotintucParser:
 
     # -- fields ---------------------------------------------------------------------------
     def title(self) -> str:
-        """The layout's headline; ``og:title`` when it is missing or blank (whitespace or
-        invisible characters only); "" when both are."""
+        """The layout's headline; ``og:title`` when it is missing, blank (whitespace or
+        invisible characters only) or longer than a title can be stored (broken markup
+        made the heading swallow the page: warning ``title_from_metadata``); "" when
+        there is no title at all."""
         nodes = self.TITLE(self.tree)
-        return (text_of(nodes[0]) if nodes else "") or self.page.meta_text("og:title")
+        text = text_of(nodes[0]) if nodes else ""
+        if text and len(text) <= _TITLE_MAX:
+            return text
+        meta = self.page.meta_text("og:title")
+        if text and meta:
+            self.page.warnings.append("title_from_metadata")
+        return meta or text
 
     def sapo(self) -> str | None:
         nodes = self.SAPO(self.tree)

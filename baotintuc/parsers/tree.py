@@ -9,6 +9,7 @@ is handled once, for every field.
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 from collections.abc import Iterator
@@ -175,7 +176,9 @@ def parse_html(text: str, utf8: bytes | None = None) -> tuple[lxml.html.HtmlElem
     When libxml2 gives up on a resource limit, the page is parsed again with its nesting
     capped (:func:`cap_nesting`, warning ``deep_nesting_flattened``) and libxml2's
     ``huge`` option (texts and attributes above 10 MB; warning ``huge_html``), so the rest
-    of the page is not lost. ``utf8``: the page's bytes when they are ``text`` in UTF-8
+    of the page is not lost; a ``<script>``/``<style>``… never closed, which takes the rest
+    of the page as its text, ends at the next tag instead (one such element; warning
+    ``unclosed_raw_text_repaired``). ``utf8``: the page's bytes when they are ``text`` in UTF-8
     (libxml2 parses bytes faster than a Python string). Control characters (C0 but
     whitespace, DEL) are removed first. Raises ParseError on empty or unparseable input.
     """
@@ -194,7 +197,55 @@ def parse_html(text: str, utf8: bytes | None = None) -> tuple[lxml.html.HtmlElem
         raise ParseError("unparseable_html", str(exc)) from exc
     if tree is None:
         raise ParseError("unparseable_html", "libxml2 resource limit")
+    swallower = _unclosed_raw_text(tree)
+    if swallower is not None:
+        repaired = _end_raw_text_at_next_tag(text, swallower)
+        if repaired != text and (again := _parse(repaired, huge=True)) is not None:
+            tree = again
+            warnings.append("unclosed_raw_text_repaired")
     return tree, warnings
+
+
+_SWALLOWED_END_RE = re.compile(r"</(?:body|html)\s*>", re.IGNORECASE)
+# Elements a script or style legitimately sits in, whose end tags also turn up in scripts
+# that build HTML: their end tag in a script's text proves nothing.
+_CONTAINERS = frozenset(["html", "head", "body", "div", "section", "article", "main", "aside",
+                         "header", "footer", "nav", "form", "center", "noscript"])
+
+
+def _unclosed_raw_text(tree: lxml.html.HtmlElement) -> lxml.html.HtmlElement | None:
+    """A script/style/… element that was not closed where it should have been and so took
+    the page that follows as its raw text, else None. Proof: its text holds the end tag of
+    an element it was opened in (``<h1>…<script>alert(1)</h1>…``: a heading, a paragraph,
+    a link … up to the nearest container), or ``</body>`` when it was not opened in the
+    body itself.
+    (On the 207 real pages of the fixtures and the AEB set, no script or style matches.)"""
+    for el in tree.iter(*_RAW_TEXT):
+        parent = el.getparent()
+        text = el.text or ""
+        if parent is None or not text or parent.tag in ("html", "head", "body"):
+            continue
+        if _SWALLOWED_END_RE.search(text):
+            return el
+        for ancestor in itertools.islice(el.iterancestors(), 8):
+            if ancestor.tag in _CONTAINERS:
+                break
+            if re.search(rf"</{re.escape(str(ancestor.tag))}\s*>", text, re.IGNORECASE):
+                return el
+    return None
+
+
+def _end_raw_text_at_next_tag(html: str, element: lxml.html.HtmlElement) -> str:
+    """``html`` where the raw-text ``element`` (see :func:`_unclosed_raw_text`) ends at the
+    next tag instead: its start tag and the text up to that tag go, so it costs that text,
+    not the rest of the page."""
+    head = (element.text or "")[:100]  # the parser turned CR LF into LF: compare so
+    for m in re.finditer(rf"<{element.tag}\b[^>]*>", html, re.IGNORECASE):
+        source = html[m.end():m.end() + 2 * len(head)].replace("\r\n", "\n").replace("\r", "\n")
+        if source.startswith(head):
+            nxt = html.find("<", m.end())
+            return html[:m.start()] + html[nxt if nxt >= 0 else len(html):]
+    return html
 
 
 def _parse(text: str, *, huge: bool, utf8: bytes | None = None) -> lxml.html.HtmlElement | None:
