@@ -7,20 +7,37 @@ import re
 import unicodedata
 from collections import Counter
 
-# Characters that render as a space (nbsp and friends) or as nothing at all.
-_SPACE_LIKE = dict.fromkeys(map(ord, "\u00a0\u2007\u202f\u3000\t\r\f\v"), " ")
-_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
+# Characters that are not text: C0/C1 controls other than whitespace, every format
+# character (Unicode category Cf: zero-width spaces and joiners, soft hyphen, BOM, the bidi
+# embeddings/overrides/isolates U+202A–U+202E and U+2066–U+2069 and marks U+200E/U+200F and
+# U+061C, invisible operators, tag characters …), lone surrogates (a JSON "\ud800" escape;
+# not encodable, a database rejects them), the noncharacters U+FFFE/U+FFFF and the Hangul
+# fillers that render as blanks. A bidi override makes a title display reversed; a
+# zero-width title looks filled to code and empty to people: all are removed everywhere.
+# Whitespace (nbsp, U+2007, U+202F, U+3000, line/paragraph separators …) becomes one space.
+_NOT_TEXT_RE = re.compile(
+    "[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f"
+    "\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u115f\u1160\u180e"
+    "\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ud800-\udfff"
+    "\ufeff\uffa0\ufff9-\ufffb\ufffe\uffff"
+    "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]"
+)
 _WS_RE = re.compile(r"\s+")
 _TOKEN_RE = re.compile(r"\w+", re.UNICODE)
 
 
 def clean_text(s: str | None) -> str:
-    """Display form: entities decoded, NFC, nbsp → space, invisibles gone, whitespace collapsed."""
-    if not s:
+    """Display form of any text field: entities decoded, invisible and control characters
+    removed (see ``_NOT_TEXT_RE``), NFC, whitespace collapsed to single spaces, stripped.
+
+    Non-string input (a number in JSON-LD …) gives ``""``: a field is text or nothing.
+    """
+    if not s or not isinstance(s, str):
         return ""
     if "&" in s:
         s = html.unescape(s)
-    s = s.translate(_SPACE_LIKE).translate(_INVISIBLE)
+    s = _NOT_TEXT_RE.sub("", s)
     s = unicodedata.normalize("NFC", s)
     return _WS_RE.sub(" ", s).strip()
 

@@ -182,7 +182,7 @@ def aeb_sample() -> list[bx.AebPage]:
 
 def test_aeb_plain_vs_generic_sample(aeb_sample: list[bx.AebPage]) -> None:
     name, generic = bx.resolve_generic()
-    runs = bx.evaluate_extractors(aeb_sample, {"plain": bx.plain_trafilatura, name: generic})
+    runs = bx.evaluate_extractors(aeb_sample, {"plain": bx.aeb_trafilatura, name: generic})
     for run in runs.values():
         assert len(run.prf) == 5
         for prf in run.prf.values():
@@ -214,6 +214,59 @@ def test_cli_json_on_two_pages(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert rc == 0
     data = json.loads(out.read_text(encoding="utf-8"))
     assert data["aeb"]["pages"] == 2
-    assert "trafilatura (plain)" in data["aeb"]["extractors"]
-    assert len(data["aeb"]["extractors"]) == 2  # plain and the generic path
-    assert "delta generic - plain" in capsys.readouterr().out
+    names = set(data["aeb"]["extractors"])
+    generic = "generic: baotintuc.parsers.generic.generic_body"
+    assert names == {bx.AEB_SETTINGS, bx.AEB_PRECISION, bx.LIBRARY_DEFAULTS, generic}
+    targets = {t["target"] for t in data["aeb"]["targets"]}
+    assert f"AEB generic F1 >= {bx.AEB_F1_TARGET}" in targets
+    printed = capsys.readouterr().out
+    assert f"delta {generic} - {bx.AEB_SETTINGS}" in printed
+    assert f"delta {generic} - {bx.AEB_PRECISION}" in printed
+
+
+def test_aeb_settings_are_the_upstream_call(aeb_sample: list[bx.AebPage]) -> None:
+    import trafilatura
+
+    page = aeb_sample[0]
+    text = page.html.decode("utf-8")
+    assert bx.aeb_trafilatura(page.html, page.url) == trafilatura.extract(
+        text, include_comments=False
+    )
+    assert bx.aeb_trafilatura_precision(page.html, page.url) == trafilatura.extract(
+        text, include_comments=False, favor_precision=True
+    )
+
+
+def test_aeb_targets_judge_f1_and_time() -> None:
+    def run(name: str, f1: float, ms: float) -> bx.ExtractorRun:
+        r = bx.ExtractorRun(name)
+        r.prf = {"p": PRF(f1, f1, f1)}
+        r.ms = {"p": ms}
+        return r
+
+    runs = {bx.AEB_SETTINGS: run(bx.AEB_SETTINGS, 0.96, 10.0),
+            bx.AEB_PRECISION: run(bx.AEB_PRECISION, 0.965, 10.0),
+            "g": run("g", 0.976, 12.5)}
+    verdict = {name: ok for name, ok, _ in bx.aeb_targets(runs, "g")}
+    assert verdict[f"AEB generic F1 >= {bx.AEB_F1_TARGET}"] is True
+    assert verdict[f"AEB generic F1 > {bx.AEB_PRECISION}"] is True
+    assert verdict[f"AEB generic time <= {bx.AEB_TIME_TARGET} x {bx.AEB_SETTINGS}"] is False
+
+
+def test_diagnose_ablations_switch_steps_off(aeb_sample: list[bx.AebPage]) -> None:
+    from baotintuc.parsers.generic import generic_body
+
+    ablations = bx.diagnose_extractors()
+    assert set(ablations) == {"generic without split-body join",
+                              "generic without recall escalation", "generic without both"}
+    page = aeb_sample[0]
+    both = ablations["generic without both"](page.html, page.url)
+    assert both == generic_body(page.html, page.url, join_split=False, escalate=False)
+
+
+def test_speed_comparison_interleaves_workers() -> None:
+    rep = bx.compare_speed(None, rounds=1)
+    ms = rep["ms_per_page"]
+    assert set(ms) == {"parse_article (this checkout)", "trafilatura.extract(html) (bare)"}
+    assert rep["pages"] == 21
+    assert all(len(v) == 1 and v[0] > 0 for v in rep["pass_seconds"].values())

@@ -7,7 +7,7 @@ from datetime import datetime
 from baotintuc.model import Article, ImageRecord, ParseError
 from baotintuc.parsers.generic import parse_generic
 from baotintuc.parsers.layouts import VERSIONS, BaotintucParser
-from baotintuc.parsers.page import Page, decode_html
+from baotintuc.parsers.page import Page, load_page
 from baotintuc.urls import article_id, to_canonical
 
 __all__ = ["ImageRecord", "ParseError", "Article", "parse_article", "pick_parser"]
@@ -30,8 +30,7 @@ def parse_article(html: bytes | str, url: str, fetched_at: datetime | None = Non
         ParseError: with a short ``reason`` (``not_article``, ``no_title``, ``empty_body`` …)
             when no parser can read the page; an empty row is never returned.
     """
-    text, warnings = decode_html(html)
-    page = Page(text, url, list(warnings))
+    page = load_page(html, url)
     canonical = to_canonical(url, base=url)  # a mirror/stand-in origin maps to the site
     aid = article_id(canonical)
     if aid is None:
@@ -40,7 +39,8 @@ def parse_article(html: bytes | str, url: str, fetched_at: datetime | None = Non
     page_url = page.canonical_url()
     if page_url and article_id(page_url) not in (None, aid):
         page.warnings.append("canonical_id_mismatch")
-    if not tree.xpath("//body//text()[normalize-space()]"):
+    body = tree.find("body")
+    if body is None or not any(text.strip() for text in body.itertext()):
         raise ParseError("empty_page")
     version = pick_parser(page)
     if version is not None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from urllib.parse import unquote, urljoin, urlsplit
 
+from baotintuc.model import ImageRecord
 from baotintuc.parsers.page import Page
 from baotintuc.site import CANONICAL_ORIGIN, CATEGORIES_BY_SLUG
 from baotintuc.urls import article_id, listing_info, to_canonical
@@ -14,13 +16,57 @@ _FILE_ID_RE = re.compile(r"[?&]fileId=([^&]+)", re.IGNORECASE)
 _LIVE_STAMP_RE = re.compile(r"\b\d{1,2}:\d{2}\s+Ngày\s+\d{1,2}/\d{1,2}/\d{4}", re.IGNORECASE)
 
 
+def _join(base: str, src: str) -> str:
+    try:
+        return urljoin(base, src.strip())
+    except ValueError:  # "http://[::1" and friends: not a URL
+        return ""
+
+
+def is_web_url(url: str) -> bool:
+    """An absolute http(s) URL with a host, within the stored URL bound: the only kind
+    stored for images and videos (never ``javascript:``, ``data:``, ``file:`` …, and never
+    a URL that would have to be cut short)."""
+    if len(url) > ImageRecord.MAX_URL:
+        return False
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def image_url(sources: Iterable[str | None]) -> str:
+    """The first of an image's sources (``data-src``, ``src`` …) that resolves to a web URL;
+    else the first given, as resolved (to be counted and dropped); "" when none is given."""
+    given = [full_size_image(s) for s in sources if s and s.strip()]
+    return next((u for u in given if is_web_url(u)), given[0] if given else "")
+
+
 def full_size_image(src: str, base: str = CANONICAL_ORIGIN) -> str:
-    """Absolute full-size URL: cdnthumb ``ha_w/<w>/https@@$$media…/Upload/…`` → cdnmedia."""
-    src = urljoin(base + "/", src.strip())
+    """Absolute full-size URL: cdnthumb ``ha_w/<w>/https@@$$media…/Upload/…`` → cdnmedia.
+
+    Relative URLs resolve against the site's origin, never against a page's ``<base
+    href>`` (see :func:`off_site_base`). ``src`` as written when it is not a URL.
+    """
+    joined = _join(base + "/", src)
+    if not joined:  # not a URL: kept as written, to be counted and dropped as one
+        return src.strip()
+    src = joined
     m = _THUMB_RE.match(src)
     if m:
         return f"https://cdnmedia.baotintuc.vn{m.group(1)}"
     return src
+
+
+def off_site_base(page: Page) -> bool:
+    """Whether the page's ``<base href>`` points off baotintuc.vn. It is ignored either way
+    (relative URLs resolve against the site), but an off-site one is worth a warning: a
+    browser would have fetched the page's relative images from that other host."""
+    if not page.base_href:
+        return False
+    host = urlsplit(_join(CANONICAL_ORIGIN + "/", page.base_href)).hostname or ""
+    return not (host == "baotintuc.vn" or host.endswith(".baotintuc.vn"))
 
 
 def player_video_url(src: str) -> str:
@@ -28,20 +74,40 @@ def player_video_url(src: str) -> str:
     m = _FILE_ID_RE.search(src)
     if m:
         return unquote(m.group(1)).strip()
-    return urljoin(CANONICAL_ORIGIN + "/", src.strip())
+    return _join(CANONICAL_ORIGIN + "/", src)
 
 
-def related_ids(hrefs: list[str]) -> list[str]:
-    out: list[str] = []
+def web_urls(urls: Iterable[str]) -> tuple[list[str], int]:
+    """The distinct http(s) URLs in order, and how many others were dropped."""
+    kept: dict[str, None] = {}
+    dropped = 0
+    for url in urls:
+        if is_web_url(url):
+            kept.setdefault(url, None)
+        else:
+            dropped += 1
+    return list(kept), dropped
+
+
+def related_ids(hrefs: Iterable[str]) -> list[str]:
+    out: dict[str, None] = {}
     for href in hrefs:
-        aid = article_id(to_canonical(href))
-        if aid and aid not in out:
-            out.append(aid)
-    return out
+        try:
+            aid = article_id(to_canonical(href))
+        except ValueError:
+            continue
+        if aid:
+            out.setdefault(aid, None)
+    return list(out)
 
 
 def category_ids_from_href(href: str | None) -> tuple[int | None, int | None]:
-    info = listing_info(to_canonical(href)) if href else None
+    if not href or not isinstance(href, str):
+        return None, None
+    try:
+        info = listing_info(to_canonical(href))
+    except ValueError:
+        return None, None
     return (info[1], info[2]) if info else (None, None)
 
 
@@ -53,7 +119,8 @@ def breadcrumb_leaf(page: Page) -> tuple[str | None, str | None]:
         return None, None
     last = items[-1] if isinstance(items[-1], dict) else {}
     item = last.get("item") if isinstance(last.get("item"), dict) else last
-    return item.get("name"), item.get("@id") or item.get("url")
+    name, href = item.get("name"), item.get("@id") or item.get("url")
+    return (name if isinstance(name, str) else None), (href if isinstance(href, str) else None)
 
 
 def category_from_url(url: str) -> tuple[int | None, int | None]:

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import trafilatura
+from trafilatura.metadata import extract_title
 
 from baotintuc.extract import EXTRACTOR_VERSION, extract_page
 from baotintuc.model import Article, ImageRecord, ParseError
 from baotintuc.parsers import common
 from baotintuc.parsers.byline import parse_byline
 from baotintuc.parsers.dates import resolve_dates
-from baotintuc.parsers.page import Page, decode_html, text_of
-from baotintuc.text import clean_text, word_count
+from baotintuc.parsers.page import Page, load_page, markup_text, text_of
+from baotintuc.text import word_count
 
-VERSION = "generic-1"
+VERSION = "generic-2"  # 2: split bodies joined, recall escalation, sapo heading only
 ARTICLE_TYPES = ("NewsArticle", "Article", "ReportageNewsArticle", "BlogPosting")
 # baotintuc.vn clutter to prune when trafilatura reads the whole page. Classes are matched
 # exactly: ``contains(@class,'widget')`` also hits other sites' article containers
@@ -42,22 +42,23 @@ def is_article_page(page: Page) -> bool:
 def _title_and_sapo(page: Page, url: str, ld: dict[str, Any]) -> tuple[str, str]:
     headline = ld.get("headline")
     title_src = page.meta_first("og:title") or (headline if isinstance(headline, str) else None)
-    if not title_src:  # trafilatura's own metadata only when the page has none
-        doc = trafilatura.bare_extraction(page.html, url=url, with_metadata=True)
-        title_src = doc.title if doc else None
+    if not title_src:  # trafilatura's title heuristics (h1, title tag …) when no metadata
+        title_src = extract_title(page.tree)
     desc = ld.get("description")
     sapo_src = page.meta_first("og:description", "description") or (
         desc if isinstance(desc, str) else None
     )
-    return clean_text(title_src), clean_text(sapo_src)
+    return markup_text(title_src), markup_text(sapo_src)
 
 
-def generic_body(html: str | bytes, url: str) -> str:
-    """The body text the generic path gives any page, article checks aside (benchmarks)."""
-    text, warnings = decode_html(html)
-    page = Page(text, url, list(warnings))
+def generic_body(html: str | bytes, url: str, **steps: bool) -> str:
+    """The body text the generic path gives any page, article checks aside (benchmarks;
+    the Markdown rendering, which ``parse_generic`` also pays for, is skipped).
+    ``steps``: ``join_split``/``escalate`` of :func:`extract_page`, to switch one off."""
+    page = load_page(html, url)
     title, sapo = _title_and_sapo(page, url, page.ld_of_type(*ARTICLE_TYPES) or {})
-    return extract_page(page.html, url=url, title=title, sapo=sapo, prune_xpath=PRUNE_XPATH).text
+    return extract_page(page.tree, url=url, title=title, sapo=sapo, prune_xpath=PRUNE_XPATH,
+                        markdown=False, **steps).text
 
 
 def parse_generic(page: Page, article_id: str, url: str) -> Article:
@@ -68,9 +69,6 @@ def parse_generic(page: Page, article_id: str, url: str) -> Article:
     title, sapo = _title_and_sapo(page, url, ld)
     if not title:
         raise ParseError("no_title", "generic")
-    body = extract_page(page.html, url=url, title=title, sapo=sapo, prune_xpath=PRUNE_XPATH)
-    if not body.text:
-        raise ParseError("empty_body", "generic")
     dates = resolve_dates(
         meta=page.meta_first("article:published_time"), jsonld=ld.get("datePublished"),
         visible=None, article_id=article_id,
@@ -78,34 +76,45 @@ def parse_generic(page: Page, article_id: str, url: str) -> Article:
     )
     if dates is None:
         raise ParseError("no_date", "generic")
+    notes = [f"implausible_date:{name}" for name in dates.rejected]
     # JSON-LD/trafilatura authors glue name and agency ("Bùi GiangTTXVN"); meta author is
     # the site name. Only a printed ``.author`` element is trusted.
     printed = page.tree.xpath("//*[contains(concat(' ', @class, ' '), ' author ')]")
     line = text_of(printed[0]) if printed else None
     byline, authors, source = parse_byline(line if line and len(line) <= 120 else None)
-    videos: list[str] = []
-    for src in page.tree.xpath("//iframe[contains(@src, 'Player.aspx')]/@src"
-                               " | //video/@src | //video/source/@src"):
-        if common.player_video_url(str(src)) not in videos:
-            videos.append(common.player_video_url(str(src)))
-    section = clean_text(page.meta_first("article:section"))
+    videos, dropped_videos = common.web_urls(
+        common.player_video_url(str(src))
+        for src in page.tree.xpath("//iframe[contains(@src, 'Player.aspx')]/@src"
+                                   " | //video/@src | //video/source/@src")
+    )
+    if dropped_videos:
+        notes.append(f"dropped_video_urls:{dropped_videos}")
+    section = page.meta_text("article:section")
     crumb_name, crumb_href = common.breadcrumb_leaf(page)
     cat_id, parent_id = common.category_ids_from_href(crumb_href)
     if cat_id is None:
         cat_id, parent_id = common.category_from_url(url)
-    image = page.meta_first("og:image")
-    images = [ImageRecord(0, common.full_size_image(image), "", None)] if image else []
-    tags = [clean_text(t) for t in page.meta.get("article:tag", []) if clean_text(t)]
+    image = common.full_size_image(page.meta_first("og:image") or "")
+    images = [ImageRecord(0, image, "", None)] if common.is_web_url(image) else []
+    if image and not images:
+        notes.append("dropped_image_urls:1")
+    if common.off_site_base(page):
+        notes.append("off_site_base_href_ignored")
+    tags = list(dict.fromkeys(t for t in map(markup_text, page.meta.get("article:tag", [])) if t))
+    # Last: extract_page changes the tree (joins split bodies).
+    body = extract_page(page.tree, url=url, title=title, sapo=sapo, prune_xpath=PRUNE_XPATH)
+    if not body.text:
+        raise ParseError("empty_body", "generic")
     return Article(
         article_id=article_id, url=url, title=title, sapo=sapo or None,
         body_text=body.text, body_markdown=body.markdown,
         byline=byline, authors=authors, source=source,
         published_at=dates.published_at, modified_at=dates.modified_at,
         date_source=dates.source, date_disagreement=dates.disagreement,
-        category=section or clean_text(crumb_name) or None, category_id=cat_id,
+        category=section or markup_text(crumb_name) or None, category_id=cat_id,
         parent_category_id=parent_id, tags=tags, related_article_ids=[],
         word_count=word_count(body.text), kind=common.kind_from_url(url) or "article",
         video_urls=videos, images=images,
         parser_version=VERSION, extractor_version=EXTRACTOR_VERSION,
-        warnings=[*page.warnings, "generic_parser"],
+        warnings=[*page.warnings, "generic_parser", *notes],
     )

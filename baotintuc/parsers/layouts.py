@@ -15,14 +15,15 @@ import lxml.html
 from lxml.etree import XPath
 
 from baotintuc.extract import EXTRACTOR_VERSION, extract_body
-from baotintuc.model import Article, ImageRecord, ParseError
+from baotintuc.model import COLUMNS, Article, ImageRecord, ParseError
 from baotintuc.parsers import common
 from baotintuc.parsers.byline import parse_byline, parse_credit
 from baotintuc.parsers.dates import resolve_dates
-from baotintuc.parsers.page import Page, text_of
+from baotintuc.parsers.page import Page, markup_text, text_of
 from baotintuc.text import clean_text, word_count
 
 _CLS = "contains(concat(' ', normalize-space(@class), ' '), ' {} ')"
+_TITLE_MAX = COLUMNS["title"].max_chars or 1000
 
 
 def cls(name: str) -> str:
@@ -67,13 +68,23 @@ class BaotintucParser:
 
     # -- fields ---------------------------------------------------------------------------
     def title(self) -> str:
+        """The layout's headline; ``og:title`` when it is missing, blank (whitespace or
+        invisible characters only) or longer than a title can be stored (broken markup
+        made the heading swallow the page: warning ``title_from_metadata``); "" when
+        there is no title at all."""
         nodes = self.TITLE(self.tree)
-        return text_of(nodes[0]) if nodes else clean_text(self.page.meta_first("og:title"))
+        text = text_of(nodes[0]) if nodes else ""
+        if text and len(text) <= _TITLE_MAX:
+            return text
+        meta = self.page.meta_text("og:title")
+        if text and meta:
+            self.page.warnings.append("title_from_metadata")
+        return meta or text
 
     def sapo(self) -> str | None:
         nodes = self.SAPO(self.tree)
         text = text_of(nodes[0]) if nodes else ""
-        return text or clean_text(self.page.meta_first("og:description", "description")) or None
+        return text or self.page.meta_text("og:description", "description") or None
 
     def byline_line(self) -> str | None:
         nodes = self.AUTHOR(self.tree)
@@ -85,12 +96,8 @@ class BaotintucParser:
     def tags(self) -> list[str]:
         found = [text_of(t).rstrip(",;").strip() for t in self.TAGS(self.tree)]
         if not any(found):
-            found = [clean_text(t) for t in self.page.meta.get("article:tag", [])]
-        out: list[str] = []
-        for t in found:
-            if t and t not in out:
-                out.append(t)
-        return out
+            found = [markup_text(t) for t in self.page.meta.get("article:tag", [])]
+        return list(dict.fromkeys(t for t in found if t))  # distinct, in order, linear
 
     def related_article_ids(self) -> list[str]:
         ids = common.related_ids([str(h) for h in self.RELATED(self.tree)])
@@ -100,29 +107,28 @@ class BaotintucParser:
         return list(self.BODY_PARTS(self.tree))
 
     def images(self, parts: list[lxml.html.HtmlElement]) -> list[ImageRecord]:
+        """One record per figure, ``position`` = figure index (the body's placeholders);
+        the URL may still be unusable (see :meth:`parse`)."""
         out: list[ImageRecord] = []
         for part in parts:
             for fig in part.xpath(self.FIGURE):
                 img = fig if fig.tag == "img" else next(iter(fig.iter("img")), None)
-                src = "" if img is None else (img.get("data-src") or img.get("src") or "")
+                sources = [] if img is None else [img.get("data-src"), img.get("src")]
                 cap_nodes = fig.xpath(".//figcaption")
                 caption = text_of(cap_nodes[0]) if cap_nodes else ""
                 out.append(ImageRecord(
                     position=len(out),
-                    url=common.full_size_image(src) if src else "",
+                    url=common.image_url(sources),
                     caption=caption,
                     credit=parse_credit(caption),
                 ))
         return out
 
-    def video_urls(self, parts: list[lxml.html.HtmlElement]) -> list[str]:
-        out: list[str] = []
-        for part in parts:
-            for src in self.PLAYER(part):
-                url = common.player_video_url(str(src))
-                if url not in out:
-                    out.append(url)
-        return out
+    def video_urls(self, parts: list[lxml.html.HtmlElement]) -> tuple[list[str], int]:
+        """Distinct http(s) video URLs of the body, and how many others were dropped."""
+        return common.web_urls(
+            common.player_video_url(str(src)) for part in parts for src in self.PLAYER(part)
+        )
 
     def visible_date(self) -> str | None:
         nodes = self.VISIBLE_DATE(self.tree)
@@ -137,10 +143,10 @@ class BaotintucParser:
             cat_id, parent_id = common.category_ids_from_href(crumb_href)
         if cat_id is None:
             cat_id, parent_id = common.category_from_url(self.url)
-        name = clean_text(self.page.meta_first("article:section"))
+        name = self.page.meta_text("article:section")
         if not name and links:
-            name = clean_text(links[0].get("title")) or text_of(links[0])
-        return name or clean_text(crumb_name) or None, cat_id, parent_id
+            name = markup_text(links[0].get("title")) or text_of(links[0])
+        return name or markup_text(crumb_name) or None, cat_id, parent_id
 
     def kind(self, body_text: str, images: list[ImageRecord], videos: list[str]) -> str:
         by_url = common.kind_from_url(self.url)
@@ -164,10 +170,22 @@ class BaotintucParser:
             raise ParseError("no_title", self.LAYOUT)
         sapo = self.sapo()
         parts = self.body_parts()
-        images = self.images(parts)
-        videos = self.video_urls(parts)
+        figures = self.images(parts)
+        # Only http(s) images are stored; a figure without one keeps no record (its caption
+        # is not body text either). Positions are renumbered after the body is placed.
+        images = [img for img in figures if common.is_web_url(img.url)]
+        warnings: list[str] = []  # this parse's notes; the page's own come first at the end
+        if dropped := sum(1 for img in figures if img.url) - len(images):
+            warnings.append(f"dropped_image_urls:{dropped}")
+        videos, dropped_videos = self.video_urls(parts)
+        if dropped_videos:
+            warnings.append(f"dropped_video_urls:{dropped_videos}")
+        if common.off_site_base(self.page):
+            warnings.append("off_site_base_href_ignored")
         body = extract_body(parts, images, figure_xpath=self.FIGURE, title=title, sapo=sapo,
                             url=self.url)
+        for position, img in enumerate(images):
+            img.position = position
         if not body.text and not images and not videos:
             raise ParseError("empty_body", self.LAYOUT)
         ld = self.page.ld_of_type("NewsArticle", "Article", "ReportageNewsArticle") or {}
@@ -180,6 +198,7 @@ class BaotintucParser:
         )
         if dates is None:  # unreachable with a valid ID17, kept for type safety
             raise ParseError("no_date")
+        warnings.extend(f"implausible_date:{name}" for name in dates.rejected)
         byline, authors, source = parse_byline(self.byline_line())
         category, category_id, parent_id = self.category()
         return Article(
@@ -193,7 +212,7 @@ class BaotintucParser:
             word_count=word_count(body.text), kind=self.kind(body.text, images, videos),
             video_urls=videos, images=images,
             parser_version=self.parser_version, extractor_version=EXTRACTOR_VERSION,
-            warnings=list(self.page.warnings),
+            warnings=[*self.page.warnings, *warnings],
         )
 
 
