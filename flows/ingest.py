@@ -201,6 +201,7 @@ def resume_interrupted(db_path: Path, settings: Settings, since: date | None,
             acc = Accounting()
             acc.add_discoveries(read_jsonl(req.run_dir / "discovered.jsonl"))
             failures = [Failure.from_json(f) for f in read_jsonl(req.run_dir / "failures.jsonl")]
+            failures += acc.print_only_failures()
             with writer(db_path, settings.warehouse) as con:
                 replace_failures(con, run_id, failures, flow_run_id=flow_run_id)
                 record_urls(con, run_id, acc.urls)
@@ -393,6 +394,7 @@ def _close_books(
     """Failures, discovered URLs, the invariant, the verdict, and the ``crawl_runs`` row."""
     accounting.add_discoveries(read_jsonl(req.run_dir / "discovered.jsonl"))
     failures = [Failure.from_json(f) for f in read_jsonl(req.run_dir / "failures.jsonl")]
+    failures += accounting.print_only_failures()
     accounting.add_failures(failures)
     lost = accounting.lost()
     figures = accounting.check()
