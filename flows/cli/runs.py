@@ -84,9 +84,35 @@ def _interrupt_quietly(grace_s: float) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def preflight(settings: Settings, db: Path, params: dict[str, Any]) -> str | None:
+    """Why the run cannot start, or None: an invalid request (the option is named), a
+    warehouse file we cannot read (corrupt, truncated, not DuckDB), an origin that does
+    not accept a connection. Cheap, and before Prefect's server starts."""
+    from crawler.request import CrawlRequest
+    from flows.origin import OriginUnreachable
+    from warehouse.db import WarehouseLocked, WarehouseUnreadable, check_readable
+
+    try:
+        req = CrawlRequest.resolve(settings, run_id="preflight", run_dir=settings.paths.runs_dir,
+                                   archive_dir=settings.paths.raw_dir, **params)
+    except ConfigError as exc:
+        return with_option_names(str(exc))
+    try:
+        check_readable(db, settings.warehouse)
+    except (WarehouseUnreadable, WarehouseLocked) as exc:
+        return str(exc)
+    if why := probe_origin(req.base_url, settings.crawl.offline_probe_timeout):
+        return str(OriginUnreachable(req.base_url, why))
+    return None
+
+
 def run_ingest(settings: Settings, db: Path, **params: Any) -> int:
     """Run the ingest flow; every way it can end is one line and an exit code."""
     if err := check_writable(settings, db):
+        return fail(err)
+    # Before any work (and before Prefect's server starts): a warehouse we cannot read, an
+    # origin we cannot reach. The flow checks both again (deployments do not come here).
+    if err := preflight(settings, db, params):
         return fail(err)
     # Before any work: crawl and demo both come through here.
     if err := check_prefect_api():
