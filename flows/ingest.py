@@ -44,6 +44,7 @@ from warehouse.load import (
     loaded_segments,
     record_urls,
     replace_failures,
+    run_article_counts,
     start_run,
     unfinished_runs,
 )
@@ -181,7 +182,8 @@ def resume_interrupted(db_path: Path, settings: Settings, since: date | None,
     A run killed before it finished left ``status = 'running'``; its request file says
     where its segments are. Segments not yet loaded are loaded under that run's id (and
     counted in its row), its spider failures and discovered URLs are recorded, and it is
-    marked ``interrupted``. Returns the pages loaded.
+    marked ``interrupted``, with the counts of everything it stored (before it died, and
+    now). Returns the pages loaded.
     """
     if not db_path.exists():
         return 0
@@ -205,10 +207,8 @@ def resume_interrupted(db_path: Path, settings: Settings, since: date | None,
             with writer(db_path, settings.warehouse) as con:
                 replace_failures(con, run_id, failures, flow_run_id=flow_run_id)
                 record_urls(con, run_id, acc.urls)
-            t = loader.totals.loaded
-            counts = {"discovered": acc.discovered, "new": t.new, "updated": t.updated,
-                      "unchanged": t.unchanged, "stored": t.stored_ids,
-                      "rejected": loader.totals.rejected + loader.totals.held}
+                # What it loaded before it died and what was loaded for it just now.
+                counts = {"discovered": acc.discovered, **run_article_counts(con, run_id)}
             pages += loader.totals.pages
         else:
             message += " (its request file is gone: nothing to load)"

@@ -189,14 +189,15 @@ def check_readable(path: str | Path, settings: WarehouseSettings | None = None) 
     try:
         con.execute("select count(*) from duckdb_tables()").fetchone()
         # A file cut short (a copy that stopped, a full disk) still opens and lists its
-        # tables: its header promises more blocks than the file holds.
-        _, _, block_size, blocks, *_ = con.execute("pragma database_size").fetchone() or (
-            None, None, 0, 0)
+        # tables: it holds fewer bytes than the blocks in use. (Trailing free blocks are
+        # cut off a sound file, so the total block count is no bound.)
+        _, _, block_size, _, used, *_ = con.execute("pragma database_size").fetchone() or (
+            None, None, 0, 0, 0)
         size = file.stat().st_size
-        if size < int(blocks) * int(block_size):
+        if size < int(used) * int(block_size):
             raise WarehouseUnreadable(
-                f"warehouse {file} is truncated: {size} bytes, its header promises "
-                f"{blocks} blocks of {block_size} bytes; restore it from a backup"
+                f"warehouse {file} is truncated: {size} bytes hold fewer than its {used} "
+                f"blocks of {block_size} bytes in use; restore it from a backup"
             )
     except duckdb.Error as err:
         raise WarehouseUnreadable(f"warehouse {file} cannot be read: {_one_line(err)}") from err

@@ -6,6 +6,8 @@ import argparse
 import os
 import re
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,7 +71,10 @@ def _interrupt_quietly(grace_s: float) -> None:
     """Ctrl-C or SIGTERM during a run: stop the spider (it closes its archive), leave.
 
     Nothing is lost by leaving: every loaded segment is committed, and the next run loads
-    what this one archived and did not load yet. Exit within ``grace_s`` + a second.
+    what this one archived and did not load yet. Exit within ``grace_s`` + a second or
+    two, and leave no child behind: ``os._exit`` skips the ``atexit`` hook that stops
+    Prefect's temporary server, whose process would outlive the CLI (holding its stdout
+    and stderr open), so it is stopped here.
     """
 
     def handler(signum: int, frame: object) -> None:
@@ -77,11 +82,28 @@ def _interrupt_quietly(grace_s: float) -> None:
 
         # os.write: the handler may run while sys.stderr is wrapped or mid-write.
         os.write(2, b"baotintuc: interrupted; the next run loads what this one fetched\n")
+        server = _temporary_prefect_server()
+        if server is not None:
+            server.terminate()
         stop_active_crawls(grace_s)
+        if server is not None:
+            try:
+                server.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                server.kill()
         os._exit(EXIT_INTERRUPTED if signum == signal.SIGINT else 128 + signum)
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+
+
+def _temporary_prefect_server() -> subprocess.Popen[bytes] | None:
+    """The process of Prefect's temporary server, when this process started one."""
+    module = sys.modules.get("prefect.server.api.server")
+    if module is None:
+        return None
+    proc = getattr(module.SubprocessASGIServer(), "server_process", None)
+    return proc if isinstance(proc, subprocess.Popen) and proc.poll() is None else None
 
 
 def preflight(settings: Settings, db: Path, params: dict[str, Any]) -> str | None:
