@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import resource
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -460,6 +461,9 @@ def test_huge_title_and_many_figures_are_cut_and_counted(site: Site,
     assert "capped:images" in stored[f.article_id]["warnings"]
     (row,) = runs(first["db"])
     assert row["stats"]["cut_fields"] == {"title": 1, "images": 1}
+    # Memory: the largest process this test session has waited for (the CLI, its spider)
+    # stayed under 1.5 GiB (ru_maxrss is in KiB on Linux).
+    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 1.5 * 1024 * 1024
 
 
 # -- the second run: time passes -----------------------------------------------------------
