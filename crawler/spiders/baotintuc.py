@@ -269,7 +269,8 @@ class BaotintucSpider(scrapy.Spider):
                 return
             canonical = to_canonical(absolute, self.base_url)
             if m.group("prefix") == "n":  # print view: the article is found elsewhere
-                if id17_datetime(m.group("id")) is not None and canonical not in self.print_views:
+                if (id17_datetime(m.group("id")) is not None and m.group("id") not in self.articles
+                        and canonical not in self.print_views):
                     self.print_views.add(canonical)
                     self._inc("btt/print_views")
                     yield Discovery(m.group("id"), canonical, via, "print_only")
