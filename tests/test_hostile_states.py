@@ -257,8 +257,16 @@ def test_two_crawls_of_one_warehouse_take_turns(site: tuple[Site, MirrorServer],
     results: dict[str, subprocess.CompletedProcess[str]] = {}
 
     def crawl(mode: str) -> None:
-        results[mode] = run(env, "crawl", "--base-url", srv.base_url, "--db", str(db),
-                            "--mode", mode, "--categories", "phap-luat")
+        # Each its own Prefect home: two temporary Prefect servers on one SQLite file
+        # would fight over it (a copy keeps the migrations already paid).
+        home = tmp_path / f"prefect-{mode}"
+        shared = Path(env["PREFECT_HOME"])
+        if shared.is_dir():
+            shutil.copytree(shared, home, ignore=shutil.ignore_patterns("*.lock", "*-wal",
+                                                                        "*-shm"))
+        results[mode] = run(env | {"PREFECT_HOME": str(home)}, "crawl", "--base-url",
+                            srv.base_url, "--db", str(db), "--mode", mode,
+                            "--categories", "phap-luat")
 
     threads = [threading.Thread(target=crawl, args=(m,)) for m in ("rss", "listings")]
     for t in threads:
