@@ -21,7 +21,9 @@ from baotintuc.model import Failure
 #   known    - stored already and not due for a re-check
 #   old      - created before ``since`` (minus a margin)
 #   deferred - over the run's cap: waits for the next run
-Outcome = Literal["request", "alias", "known", "old", "deferred"]
+#   print_only - a print view (``-n<ID17>``), never fetched; an ID found only so is
+#                recorded as a ``print_view_only`` failure by the run's accounting
+Outcome = Literal["request", "alias", "known", "old", "deferred", "print_only"]
 
 
 @dataclass(slots=True)

@@ -115,7 +115,7 @@ class RunOutputPipeline:
             stats.inc_value("btt/fetched")
         elif isinstance(item, Discovery):
             self._write_line(self.discovered, item.to_json())
-            if item.outcome != "alias":
+            if item.outcome not in ("alias", "print_only"):
                 stats.inc_value("btt/discovered")
             key = {"known": "skipped_known", "old": "skipped_old",
                    "deferred": "deferred"}.get(item.outcome)

@@ -6,6 +6,10 @@ archive gave (stored, filtered by ``since``) and every failure row that names th
 ID with none of these was lost track of: that is a bug, so it is counted, shown in the
 run's artifact and recorded as an ``accounting`` failure (so it still ends in
 ``fetch_failures``, under its own URL).
+
+An ID the spider found only as a print view (``-n<ID17>``, outcome ``print_only``) was
+discovered and not fetched: it is recorded as a ``print_view_only`` failure under that
+URL (:meth:`Accounting.print_only_failures`), unless another URL of it was found.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from typing import Any
 from baotintuc.model import Failure
 
 SKIPPED = {"known": "skipped_known", "old": "skipped_old", "deferred": "deferred"}
+NOT_DECIDING = ("alias", "print_only")  # outcomes that leave the ID's decision open
+STAGE_OF_VIA = {"rss": "feed", "listing": "listing", "sitemap": "sitemap"}
 
 
 @dataclass(slots=True)
@@ -31,6 +37,7 @@ class Accounting:
     filtered_old: set[str] = field(default_factory=set)  # published before --since
     failed: set[str] = field(default_factory=set)
     via: Counter[str] = field(default_factory=Counter)  # discovery source -> IDs
+    print_only: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (url, via)
 
     def add_discoveries(self, rows: Iterable[dict[str, Any]]) -> None:
         """The spider's ``discovered.jsonl`` rows (memory: one short entry per ID)."""
@@ -38,10 +45,29 @@ class Accounting:
             aid = str(row.get("article_id") or "")
             if not aid or not row.get("url"):
                 continue
-            if aid not in self.decided and row.get("outcome") != "alias":
-                self.decided[aid] = sys.intern(str(row.get("outcome")))
-                via = str(row.get("via") or "")
+            outcome = str(row.get("outcome"))
+            via = str(row.get("via") or "")
+            if outcome == "print_only":
+                self.print_only.setdefault(aid, (str(row.get("url")), via))
+            elif aid not in self.decided and outcome not in NOT_DECIDING:
+                self.decided[aid] = sys.intern(outcome)
                 self.via[via.split(":", 1)[0] or "?"] += 1
+
+    def print_only_failures(self) -> list[Failure]:
+        """A ``print_view_only`` failure for every ID found only as a print view; from
+        then on the ID counts as discovered (and failed)."""
+        now = datetime.now(UTC)
+        out = []
+        for aid, (url, via) in self.print_only.items():
+            if aid in self.decided:
+                continue
+            self.decided[aid] = "print_only"
+            self.via[via.split(":", 1)[0] or "?"] += 1
+            out.append(Failure(url=url, stage=STAGE_OF_VIA.get(via.split(":", 1)[0], "listing"),
+                               reason="print_view_only",
+                               detail="linked only as a print view; not fetched", at=now,
+                               article_id=aid))
+        return out
 
     def add_failures(self, failures: Iterable[Failure]) -> None:
         self.failed.update(f.article_id for f in failures if f.article_id)

@@ -44,6 +44,7 @@ from warehouse.load import (
     loaded_segments,
     record_urls,
     replace_failures,
+    run_article_counts,
     start_run,
     unfinished_runs,
 )
@@ -182,7 +183,8 @@ def resume_interrupted(db_path: Path, settings: Settings, since: date | None,
     A run killed before it finished left ``status = 'running'``; its request file says
     where its segments are. Segments not yet loaded are loaded under that run's id (and
     counted in its row), its spider failures and discovered URLs are recorded, and it is
-    marked ``interrupted``. Returns the pages loaded.
+    marked ``interrupted``, with the counts of everything it stored (before it died, and
+    now). Returns the pages loaded.
     """
     if not db_path.exists():
         return 0
@@ -202,13 +204,12 @@ def resume_interrupted(db_path: Path, settings: Settings, since: date | None,
             acc = Accounting()
             acc.add_discoveries(read_jsonl(req.run_dir / "discovered.jsonl"))
             failures = [Failure.from_json(f) for f in read_jsonl(req.run_dir / "failures.jsonl")]
+            failures += acc.print_only_failures()
             with writer(db_path, settings.warehouse) as con:
                 replace_failures(con, run_id, failures, flow_run_id=flow_run_id)
                 record_urls(con, run_id, req.run_dir / "discovered.jsonl")
-            t = loader.totals.loaded
-            counts = {"discovered": acc.discovered, "new": t.new, "updated": t.updated,
-                      "unchanged": t.unchanged, "stored": t.stored_ids,
-                      "rejected": loader.totals.rejected + loader.totals.held}
+                # What it loaded before it died and what was loaded for it just now.
+                counts = {"discovered": acc.discovered, **run_article_counts(con, run_id)}
             pages += loader.totals.pages
         else:
             message += " (its request file is gone: nothing to load)"
@@ -320,9 +321,10 @@ def ingest(
         frontier_file=db.with_name(db.name + ".backfill.json"),
     )
     # Before anything is fetched: a warehouse we cannot read, an origin we cannot reach.
+    # The probe costs one TCP connect; on loopback (the mirror, a stand-in) a refused port
+    # answers at once, and without it such a run spent minutes on retries to end "failed".
     check_readable(db, settings.warehouse)
-    if not req.fast_loopback and (why := probe_origin(req.base_url,
-                                                      settings.crawl.offline_probe_timeout)):
+    if why := probe_origin(req.base_url, settings.crawl.offline_probe_timeout):
         raise OriginUnreachable(req.base_url, why)
 
     summary = RunSummary(run_id=run_id, base_url=req.base_url, db_path=str(db), mode=mode,
@@ -399,6 +401,7 @@ def _close_books(
     discovered = req.run_dir / "discovered.jsonl"
     accounting.add_discoveries(read_jsonl(discovered))
     failures = [Failure.from_json(f) for f in read_jsonl(req.run_dir / "failures.jsonl")]
+    failures += accounting.print_only_failures()
     accounting.add_failures(failures)
     lost = accounting.lost(read_jsonl(discovered))
     figures = accounting.check()

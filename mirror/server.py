@@ -6,8 +6,9 @@ and, for a big build, the pages it renders on request from the build's plan
 wins over the plan, so tests can still edit or replace any page. ETag / Last-Modified and
 304 answers, a request log for tests (bounded on request), and it can make any
 path misbehave (status codes, 429, hangs, resets, truncation, wrong type, huge pages,
-bad UTF-8, redirect loops, off-site redirects, empty bodies). Every fault is bounded in
-time, and leaving the context manager stops the server even while handlers hang.
+bad UTF-8, redirect loops, off-site redirects, empty bodies, redirects to any location,
+slow answers). Every fault is bounded in time, and leaving the context manager stops
+the server even while handlers hang.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ FaultKind = Literal[
     "invalid_utf8",  # the real page with invalid UTF-8 bytes injected
     "redirect_loop",  # 302 path -> path?loop=b -> path -> ...
     "redirect_offsite",  # 302 to http://example.invalid/<path>
+    "redirect",  # ``status`` (301/302/303/307/308) to ``location`` (a path or a URL)
+    "slow",  # wait ``seconds``, then serve the path as usual
     "empty",  # 200 text/html with an empty body
 ]
 
@@ -54,6 +57,7 @@ OFFSITE_ORIGIN = "http://example.invalid"
 ETAG_CACHE = 4096  # file ETags kept (by path, mtime, size)
 _SITEMAP_LINE = re.compile(rb"^Sitemap:[^\n]*\n?", re.M | re.I)
 INVALID_UTF8 = b"\xff\xfe\xc3\x28\xa0\xa1"
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +71,13 @@ class Fault:
     seconds: float = 3.0
     size: int = 20 * 1024 * 1024
     content_type: str = "application/pdf"
+    location: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}; one of {FAULT_KINDS}")
+        if self.kind == "redirect" and (not self.location or self.status not in REDIRECTS):
+            raise ValueError("a redirect fault needs a location and a 3xx status")
 
 
 class RequestRecord(NamedTuple):
@@ -91,7 +98,7 @@ def parse_fault(spec: str) -> Fault:
             kwargs[key] = int(value)
         elif key == "seconds":
             kwargs[key] = float(value)
-        elif key == "content_type":
+        elif key in ("content_type", "location"):
             kwargs[key] = value
         else:
             raise ValueError(f"unknown fault parameter {key!r} in {spec!r}")
@@ -332,6 +339,11 @@ class _Handler(BaseHTTPRequestHandler):
         elif kind == "empty":
             self._log(logged, 200)
             self._send(200, b"")
+        elif kind == "redirect":
+            self._log(logged, fault.status)
+            self._send(fault.status, b"", extra={"Location": fault.location})
+        elif kind == "slow" and not stop.wait(fault.seconds):  # (stopping: no answer)
+            self._serve(path, logged)
 
     @staticmethod
     def _quote(path: str) -> str:

@@ -208,6 +208,7 @@ def test_feed_items_deduped_rewritten_and_filtered(tmp_path: Path) -> None:
     ]
     assert [(d.article_id, d.via, d.outcome) for d in found] == [
         ("20250712205905640", "rss:phap-luat", "request"),
+        ("20250713000000001", "rss:phap-luat", "print_only"),  # reported, never fetched
         ("20250713080000002", "rss:phap-luat", "request"),
         ("20250713100000004", "rss:phap-luat", "known"),  # discovered, not fetched
         ("20250701100000005", "rss:phap-luat", "old"),
@@ -547,10 +548,12 @@ def test_feed_is_read_by_a_real_feed_parser(tmp_path: Path) -> None:
     unresolvable = [o for o in out if isinstance(o, FetchFailure)]
     assert [(f.reason, f.stage, f.article_id) for f in unresolvable] == [
         ("feed_item_unresolvable", "feed", None),  # a listing link, an opaque guid
-        ("feed_item_unresolvable", "feed", None),  # month 13 is no creation time
+        ("bad_article_id", "feed", None),  # month 13 is no creation time: under its own URL
     ]
-    assert "20251313100000009" in unresolvable[1].detail
-    assert spider.crawler.stats.get_value("btt/feed_items_unresolvable") == 2
+    assert unresolvable[0].url == "https://baotintuc.vn/phap-luat.rss"
+    assert "20251313100000009" in unresolvable[1].url
+    assert spider.crawler.stats.get_value("btt/feed_items_unresolvable") == 1
+    assert spider.crawler.stats.get_value("btt/bad_article_ids") == 1
 
 
 def test_empty_feed_is_fine_and_garbage_is_a_failure(tmp_path: Path) -> None:

@@ -169,7 +169,9 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 def check_readable(path: str | Path, settings: WarehouseSettings | None = None) -> None:
     """Fail early, without changing the file, when ``path`` exists but cannot be read.
 
-    Opens it read-only (waiting for a writer within the bound) and reads the catalog.
+    Opens it read-only (waiting for a writer within the bound), reads the catalog, and
+    checks that the file holds every block its header counts (a truncated copy opens and
+    lists its tables, then fails on the first read of a missing block).
 
     Raises:
         WarehouseUnreadable: naming the file and DuckDB's reason.
@@ -186,6 +188,17 @@ def check_readable(path: str | Path, settings: WarehouseSettings | None = None) 
         raise WarehouseUnreadable(f"warehouse {file} cannot be opened: {_one_line(err)}") from err
     try:
         con.execute("select count(*) from duckdb_tables()").fetchone()
+        # A file cut short (a copy that stopped, a full disk) still opens and lists its
+        # tables: it holds fewer bytes than the blocks in use. (Trailing free blocks are
+        # cut off a sound file, so the total block count is no bound.)
+        _, _, block_size, _, used, *_ = con.execute("pragma database_size").fetchone() or (
+            None, None, 0, 0, 0)
+        size = file.stat().st_size
+        if size < int(used) * int(block_size):
+            raise WarehouseUnreadable(
+                f"warehouse {file} is truncated: {size} bytes hold fewer than its {used} "
+                f"blocks of {block_size} bytes in use; restore it from a backup"
+            )
     except duckdb.Error as err:
         raise WarehouseUnreadable(f"warehouse {file} cannot be read: {_one_line(err)}") from err
     finally:

@@ -714,6 +714,34 @@ def unfinished_runs(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str | Non
     ]
 
 
+def run_article_counts(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, int]:
+    """What a run wrote, read back from the warehouse: ``new``, ``updated``,
+    ``unchanged``, ``stored`` (articles), ``rejected`` (parse and quality failures).
+
+    For a run that died before it could count (its rows were committed batch by batch);
+    exact until a later run writes the same articles, so read it before that.
+    """
+    new, updated, unchanged, stored = con.execute(
+        """
+        select
+            count(*) filter (where a.first_seen_at >= r.started_at),
+            count(*) filter (where a.first_seen_at < r.started_at
+                             and a.last_changed_at >= r.started_at),
+            count(*) filter (where a.last_changed_at < r.started_at),
+            count(*)
+        from articles a join crawl_runs r using (run_id)
+        where a.run_id = ?
+        """,
+        [run_id],
+    ).fetchone() or (0, 0, 0, 0)
+    rejected = con.execute(
+        "select count(*) from fetch_failures where run_id = ? and stage in ('parse', 'quality')",
+        [run_id],
+    ).fetchone()
+    return {"new": int(new), "updated": int(updated), "unchanged": int(unchanged),
+            "stored": int(stored), "rejected": int(rejected[0] if rejected else 0)}
+
+
 def loaded_segments(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> set[str]:
     """Paths of the archive segments already in the warehouse (of one run, or all)."""
     sql = "select path from archive_segments"
@@ -778,6 +806,7 @@ __all__ = [
     "loaded_segments",
     "record_urls",
     "replace_failures",
+    "run_article_counts",
     "start_run",
     "to_storage_row",
     "unfinished_runs",

@@ -40,7 +40,7 @@ from twisted.internet import error as tx_error
 from w3lib.encoding import html_to_unicode
 
 from baotintuc.clock import id17_datetime, vn_day_start
-from baotintuc.model import Failure
+from baotintuc.model import COLUMNS, Failure
 from baotintuc.site import Category, category_by_key
 from baotintuc.urls import (
     ARTICLE_RE,
@@ -71,7 +71,10 @@ FEED_PATH_RE = re.compile(r"^/(?P<slug>[a-z0-9-]+)\.rss$")
 NEXT_TEXT = "Tiếp"
 MAX_BAD_CHAR_SHARE = 0.5  # of non-ASCII characters; above it a page "cannot be decoded"
 MAX_UNRESOLVABLE_PER_FEED = 20  # failure rows per feed for items with no article link
+MAX_BAD_ID_ROWS = 100  # failure rows per run for article links with an impossible ID17
+MAX_URL_CHARS = COLUMNS["url"].max_chars or 2048  # an article URL longer than this is refused
 DISCOVERY_STAGES = ("feed", "feed_index", "listing", "sitemap")
+STAGE_OF_VIA = {"rss": "feed", "listing": "listing", "sitemap": "sitemap"}
 
 # Listing markup (2025 layout), with the older layout as a fallback.
 MAIN_ITEMS = "div.lcb-left ul.list-newsest > li.item"
@@ -151,7 +154,9 @@ class BaotintucSpider(scrapy.Spider):
         self.recheck_urls: list[str] = read_lines(req.recheck_file)
         self.articles: dict[str, ArticleState] = {}
         self.seen_pages: set[str] = set()
-        self.print_only: set[str] = set()
+        self.print_views: set[str] = set()  # canonical print-view URLs reported
+        self.bad_ids: set[str] = set()  # canonical URLs of links with an impossible ID17
+        self.listed: dict[str, set[str]] = {}  # category key -> IDs on its listing pages
         self.requested = 0  # article fetches counted against the run's cap
         self.frontier = Frontier(req.frontier_file, req.since)
         logger.info(
@@ -210,23 +215,49 @@ class BaotintucSpider(scrapy.Spider):
                   "dont_cache": True},
         )
 
-    def _next_attempt(self, aid: str) -> scrapy.Request | None:
-        """The request for the ID's next untried URL, or None (then the ID has failed)."""
+    def _url_too_long(self, canonical: str) -> str:
+        """Why an article URL cannot be requested or stored as it is, or ``""``.
+
+        Scrapy's ``UrlLengthMiddleware`` would drop the request without a trace, and the
+        ``url`` column's bound would cut the stored URL: such a URL is a recorded failure.
+        """
+        fetch = to_fetch_url(canonical, self.base_url)
+        crawler = getattr(self, "crawler", None)
+        limit = crawler.settings.getint("URLLENGTH_LIMIT") if crawler is not None else 0
+        if len(canonical) > MAX_URL_CHARS or (limit and len(fetch) > limit):
+            return f"{len(canonical)} characters (at most {MAX_URL_CHARS})"
+        return ""
+
+    def _attempt(self, aid: str) -> Iterator[Any]:
+        """The request for the ID's next URL that can be requested (a failure row for each
+        that cannot); nothing when every URL was tried (then the ID has failed)."""
         st = self.articles[aid]
-        if st.tried >= len(st.urls):
-            st.state = "failed"
-            return None
-        url = st.urls[st.tried]
-        st.tried += 1
-        st.state = "fetching"
-        if st.tried > 1:
-            self._inc("btt/alias_attempts")
-            logger.info("article %s: trying its other URL %s", aid, url)
-        return self._article_request(aid, url, st.via.get(url, ""))
+        while st.tried < len(st.urls):
+            url = st.urls[st.tried]
+            st.tried += 1
+            if why := self._url_too_long(url):
+                self._inc("btt/url_too_long")
+                logger.warning("article %s: URL too long, not requested: %s…", aid, url[:200])
+                yield Failure(url=url, stage="article", reason="url_too_long", detail=why,
+                              at=datetime.now(UTC), article_id=aid)
+                continue
+            st.state = "fetching"
+            if st.tried > 1:
+                self._inc("btt/alias_attempts")
+                logger.info("article %s: trying its other URL %s", aid, url)
+            yield self._article_request(aid, url, st.via.get(url, ""))
+            return
+        st.state = "failed"
 
     def found(self, href: str, page_url: str, via: str) -> Iterator[Any]:
         """Outputs for one link found in a feed, listing or sitemap: a discovery, maybe a
-        request."""
+        request.
+
+        A link shaped like an article URL whose ID17 is no date (month 13, day 32) is a
+        ``bad_article_id`` failure under its own URL; a print view (``-n<ID17>``) is
+        reported as such (the run's accounting records the ID as failed when no other
+        URL of it turns up).
+        """
         href = (href or "").strip()
         if not href or href.startswith(("javascript:", "mailto:", "#")):
             return
@@ -239,8 +270,26 @@ class BaotintucSpider(scrapy.Spider):
         aid = article_id(absolute)
         if aid is None:
             m = ARTICLE_RE.search(urlsplit(absolute).path)
-            if m and m.group("prefix") == "n":  # print view: the article is found elsewhere
-                self.print_only.add(m.group("id"))
+            if m is None:
+                return
+            canonical = to_canonical(absolute, self.base_url)
+            if m.group("prefix") == "n":  # print view: the article is found elsewhere
+                if (id17_datetime(m.group("id")) is not None and m.group("id") not in self.articles
+                        and canonical not in self.print_views):
+                    self.print_views.add(canonical)
+                    self._inc("btt/print_views")
+                    yield Discovery(m.group("id"), canonical, via, "print_only")
+                return
+            if canonical in self.bad_ids:
+                return
+            self.bad_ids.add(canonical)
+            self._inc("btt/bad_article_ids")
+            logger.warning("%s links %s: %s is not an ID17 (no such date)", via, canonical,
+                           m.group("id"))
+            if len(self.bad_ids) <= MAX_BAD_ID_ROWS:
+                stage = STAGE_OF_VIA.get(via.split(":", 1)[0], "listing")
+                yield Failure(url=canonical, stage=stage, reason="bad_article_id",
+                              detail=f"{m.group('id')} is no date", at=datetime.now(UTC))
             return
         canonical = to_canonical(absolute, self.base_url)
         yield from self._discover(aid, canonical, via)
@@ -255,9 +304,7 @@ class BaotintucSpider(scrapy.Spider):
             self._inc("btt/alias_urls")
             yield Discovery(aid, canonical, via, "alias")
             if st.state == "failed":  # every earlier URL failed: this one is the last hope
-                req = self._next_attempt(aid)
-                if req is not None:
-                    yield req
+                yield from self._attempt(aid)
             return
         st = ArticleState([canonical], via={canonical: via})
         self.articles[aid] = st
@@ -276,9 +323,7 @@ class BaotintucSpider(scrapy.Spider):
         if via != "recheck":
             self.requested += 1
             self._inc("btt/article_requests")
-        req = self._next_attempt(aid)
-        if req is not None:
-            yield req
+        yield from self._attempt(aid)
 
     def _failure(
         self,
@@ -389,7 +434,9 @@ class BaotintucSpider(scrapy.Spider):
             candidates = [entry.get("link"), *(lk.get("href") for lk in entry.get("links", [])),
                           entry.get("id")]
             link = next((c for c in candidates if c and article_id(urljoin(response.url, c))),
-                        None)
+                        None) or next(  # a print view or an impossible ID17: found() says so
+                (c for c in candidates
+                 if c and ARTICLE_RE.search(urlsplit(urljoin(response.url, c)).path)), None)
             if link is None:
                 unresolvable += 1
                 self._inc("btt/feed_items_unresolvable")
@@ -485,10 +532,19 @@ class BaotintucSpider(scrapy.Spider):
             yield from self.found(href, response.url, via)
 
         main_ids = [i for i in (article_id(urljoin(response.url, h)) for h in main) if i]
+        listed = self.listed.setdefault(cat_key, set())
+        repeating = bool(main_ids) and listed.issuperset(main_ids)
+        listed.update(main_ids)
         self.frontier.reached(cat_key, page)
         max_pages = self.request.max_pages
         if (max_pages is not None and page >= max_pages) or not main_ids:
             self.frontier.finished(cat_key, page)
+            return
+        if repeating:
+            # A site that answers any page number with a page already read (the last
+            # page, page 1) would otherwise be paginated for ever in backfill mode.
+            self._inc("btt/pagination_stopped_repeating")
+            logger.warning("Listing %s repeats items of earlier pages: not paginating", via)
             return
         if self.request.since and all(self._too_old(i, PAGINATION_MARGIN) for i in main_ids):
             self._inc("btt/pagination_stopped_by_since")
@@ -507,21 +563,42 @@ class BaotintucSpider(scrapy.Spider):
             yield req
 
     def next_page_url(self, response: Response, page: int) -> str | None:
-        """The ``Tiếp`` link of the pagination, else the ``/trang-<N+1>.htm`` pattern."""
+        """The category's page N+1: its ``Tiếp`` link, else the ``/trang-<N+1>.htm`` pattern.
+
+        A ``Tiếp`` link that leads anywhere but this category's page N+1 (back to page 1,
+        into another category) is replaced by the pattern: followed, it would hide the
+        category's later pages.
+        """
+        cat = category_by_key(response.meta.get("category", ""))
+        info = listing_info(response.url)
+        if cat is None and info is not None:
+            slug, cat_id, parent_id, _ = info
+            cat = Category(cat_id, slug, "", parent_id)
+        expected = cat.listing_page_path(page + 1) if cat is not None else None
+        linked = False
         for a in response.css(NEXT_LINKS):
             text = " ".join(a.css("::text").getall()).strip()
             href = (a.attrib.get("href") or "").strip()
             if text.startswith(NEXT_TEXT) and href and not href.startswith("javascript:"):
+                linked = True
                 absolute = urljoin(response.url, href)
-                if is_site_url(absolute, self.base_url):
+                target = listing_info(absolute)
+                if is_site_url(absolute, self.base_url) and (
+                    cat is None or (target is not None and target[1] == cat.id
+                                    and target[3] == page + 1)
+                ):
                     return absolute
-        info = listing_info(response.url)
+        if linked:
+            if expected is not None:
+                self._inc("btt/next_link_replaced")
+                logger.warning("Listing %s page %d: its Tiếp link does not lead to page %d; "
+                               "reading %s instead", response.url, page, page + 1, expected)
+            return expected
         if info is None or response.css(NEXT_LINKS):
             return None  # pagination markup without a `Tiếp` link: this is the last page
         if len(response.css(MAIN_ITEMS)) < ITEMS_PER_PAGE:
             return None  # a short page is the last one
-        slug, cat_id, parent_id, _ = info
-        return Category(cat_id, slug, "", parent_id).listing_page_path(page + 1)
+        return expected
 
     def parse_article(self, response: Response) -> Iterator[Any]:
         """Check an article response and archive it (or record why not, and try the ID's
@@ -561,9 +638,7 @@ class BaotintucSpider(scrapy.Spider):
     def _give_up_or_retry(self, aid: str) -> Iterator[Any]:
         if aid not in self.articles:  # a request this run did not make (tests, by hand)
             return
-        req = self._next_attempt(aid)
-        if req is not None:
-            yield req
+        yield from self._attempt(aid)
 
     def _archive(self, aid: str, response: Response) -> RawArticle:
         return RawArticle(
@@ -644,8 +719,9 @@ class BaotintucSpider(scrapy.Spider):
 
     def closed(self, reason: str) -> None:
         self.frontier.save(force=True)
-        known = set(self.articles)
-        orphans = self.print_only - known
+        ids = (ARTICLE_RE.search(urlsplit(u).path) for u in self.print_views)
+        orphans = {m.group("id") for m in ids if m} - set(self.articles)
         if orphans:
-            logger.info("%d articles were linked only as print views (not fetched)", len(orphans))
+            logger.warning("%d articles were linked only as print views (not fetched; "
+                           "recorded as print_view_only failures)", len(orphans))
 

@@ -6,6 +6,8 @@ import argparse
 import os
 import re
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,7 +60,10 @@ def _interrupt_quietly(grace_s: float) -> None:
     """Ctrl-C or SIGTERM during a run: stop the spider (it closes its archive), leave.
 
     Nothing is lost by leaving: every loaded segment is committed, and the next run loads
-    what this one archived and did not load yet. Exit within ``grace_s`` + a second.
+    what this one archived and did not load yet. Exit within ``grace_s`` + a second or
+    two, and leave no child behind: ``os._exit`` skips the ``atexit`` hook that stops
+    Prefect's temporary server, whose process would outlive the CLI (holding its stdout
+    and stderr open), so it is stopped here.
     """
 
     def handler(signum: int, frame: object) -> None:
@@ -66,7 +71,15 @@ def _interrupt_quietly(grace_s: float) -> None:
 
         # os.write: the handler may run while sys.stderr is wrapped or mid-write.
         os.write(2, b"baotintuc: interrupted; the next run loads what this one fetched\n")
+        server = _temporary_prefect_server()
+        if server is not None:
+            server.terminate()
         stop_active_crawls(grace_s)
+        if server is not None:
+            try:
+                server.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                server.kill()
         if os.environ.get("PREFECT_API_URL"):  # a server that outlives us: tell it
             from flows.abandoned import crash_own_runs
 
@@ -77,9 +90,44 @@ def _interrupt_quietly(grace_s: float) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def _temporary_prefect_server() -> subprocess.Popen[bytes] | None:
+    """The process of Prefect's temporary server, when this process started one."""
+    module = sys.modules.get("prefect.server.api.server")
+    if module is None:
+        return None
+    proc = getattr(module.SubprocessASGIServer(), "server_process", None)
+    return proc if isinstance(proc, subprocess.Popen) and proc.poll() is None else None
+
+
+def preflight(settings: Settings, db: Path, params: dict[str, Any]) -> str | None:
+    """Why the run cannot start, or None: an invalid request (the option is named), a
+    warehouse file we cannot read (corrupt, truncated, not DuckDB), an origin that does
+    not accept a connection. Cheap, and before Prefect's server starts."""
+    from crawler.request import CrawlRequest
+    from flows.origin import OriginUnreachable, probe_origin
+    from warehouse.db import WarehouseLocked, WarehouseUnreadable, check_readable
+
+    try:
+        req = CrawlRequest.resolve(settings, run_id="preflight", run_dir=settings.paths.runs_dir,
+                                   archive_dir=settings.paths.raw_dir, **params)
+    except ConfigError as exc:
+        return with_option_names(str(exc))
+    try:
+        check_readable(db, settings.warehouse)
+    except (WarehouseUnreadable, WarehouseLocked) as exc:
+        return str(exc)
+    if why := probe_origin(req.base_url, settings.crawl.offline_probe_timeout):
+        return str(OriginUnreachable(req.base_url, why))
+    return None
+
+
 def run_ingest(settings: Settings, db: Path, **params: Any) -> int:
     """Run the ingest flow; every way it can end is one line and an exit code."""
     if err := check_writable(settings, db):
+        return fail(err)
+    # Before any work (and before Prefect's server starts): a warehouse we cannot read, an
+    # origin we cannot reach. The flow checks both again (deployments do not come here).
+    if err := preflight(settings, db, params):
         return fail(err)
     from flows.ingest import RunFailed, ingest
     from flows.origin import OriginUnreachable
