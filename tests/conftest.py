@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,17 +47,61 @@ def mirror_server(mirror_out: Path) -> Iterator[Any]:
         yield srv
 
 
-def cli_env(root: Path) -> dict[str, str]:
-    """Environment for a CLI subprocess whose data (and Prefect state) live under ``root``.
+class _SessionServer:
+    """One real Prefect server for the whole test session, started on first need.
 
-    Each run starts Prefect's temporary in-process server (slow: ~10-20 s a run). Prefer
-    :func:`prefect_cli_env` with the session's ``prefect_server``.
+    Started as the CLI starts its local background server
+    (:class:`flows.prefect_server.LocalServer`: CSRF on, CORS limited to its UI, telemetry
+    off) on a free loopback port with a tmp ``PREFECT_HOME``; stopped at the end of the
+    session (``pytest_sessionfinish``). A session that runs no CLI never starts it.
+    """
+
+    server: Any = None
+    home: Path | None = None
+
+    @classmethod
+    def get(cls) -> PrefectTestServer:
+        if cls.server is None:
+            from flows.prefect_server import LocalServer, free_port
+
+            cls.home = Path(tempfile.mkdtemp(prefix="btt-prefect-"))
+            server = LocalServer(home=cls.home, port=free_port(), startup_timeout=120,
+                                 log_level="WARNING")
+            server.start()
+            cls.server = server
+        pid = cls.server.pid()
+        assert pid is not None and cls.home is not None, (
+            f"the session's Prefect server did not stay up; see {cls.home}")
+        return PrefectTestServer(cls.server.api_url, cls.server.ui_url, cls.home, pid)
+
+    @classmethod
+    def stop(cls) -> None:
+        if cls.server is not None:
+            cls.server.stop()
+            cls.server = None
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _SessionServer.stop()
+
+
+def cli_env(root: Path, *, temporary_server: bool = False) -> dict[str, str]:
+    """Environment for a CLI subprocess whose data live under ``root``.
+
+    By default its flow runs report to the session's Prefect server (started once, on
+    first need: no start-up per run). ``temporary_server=True`` gives the run Prefect's
+    temporary in-process server instead (slow, ~10-20 s a run: only for tests of the
+    server handling itself).
     """
     env = dict(os.environ)
     env["BTT_ROOT"] = str(root)
     env["PREFECT_HOME"] = str(root / "prefect")
     env["BTT_PREFECT_SERVER__BACKGROUND"] = "false"  # never start a background server
-    env.pop("PREFECT_API_URL", None)
+    env.pop("PREFECT_API_AUTH_STRING", None)
+    if temporary_server:
+        env.pop("PREFECT_API_URL", None)
+    else:
+        env["PREFECT_API_URL"] = _SessionServer.get().api_url
     return env
 
 
@@ -71,41 +116,20 @@ class PrefectTestServer:
 
 
 @pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectTestServer]:
-    """One real Prefect server for the whole test session, started as the CLI starts its
-    local background server (:class:`flows.prefect_server.LocalServer`: CSRF on, CORS
-    limited to its UI, telemetry off) on a free loopback port with a tmp ``PREFECT_HOME``;
-    stopped at the end of the session. Start-up: ~5-10 s once (migrations).
+def prefect_server() -> PrefectTestServer:
+    """The session's Prefect server (the one :func:`cli_env` points CLI runs at).
 
-    Use it from a CLI subprocess with :func:`prefect_cli_env`::
-
-        def test_x(prefect_server, mirror_server, tmp_path):
-            env = prefect_cli_env(tmp_path, prefect_server)
-            subprocess.run([BAOTINTUC, "crawl", "--base-url", mirror_server.base_url],
-                           env=env, ...)
-
-    or in-process with ``prefect.settings.temporary_settings(updates={PREFECT_API_URL:
+    Use it in-process with ``prefect.settings.temporary_settings(updates={PREFECT_API_URL:
     prefect_server.api_url})``. Every run of the session lands in the same server: filter
     what you read (by flow-run id, tag, your own tmp db_path) instead of counting all runs.
     """
-    from flows.prefect_server import LocalServer, free_port
-
-    home = tmp_path_factory.mktemp("prefect-server")
-    server = LocalServer(home=home, port=free_port(), startup_timeout=120, log_level="WARNING")
-    server.start()
-    pid = server.pid()
-    assert pid is not None, f"the session's Prefect server did not stay up; see {home}"
-    try:
-        yield PrefectTestServer(server.api_url, server.ui_url, home, pid)
-    finally:
-        server.stop()
+    return _SessionServer.get()
 
 
 def prefect_cli_env(root: Path, server: PrefectTestServer) -> dict[str, str]:
-    """:func:`cli_env` pointing at the session's ``prefect_server`` (no server start-up)."""
+    """:func:`cli_env` pointing at ``server`` (kept for tests that name the fixture)."""
     env = cli_env(root)
     env["PREFECT_API_URL"] = server.api_url
-    env.pop("PREFECT_API_AUTH_STRING", None)
     return env
 
 

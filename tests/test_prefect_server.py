@@ -184,7 +184,7 @@ def test_prefect_api_url_that_does_not_answer_is_one_line(
 
 
 def _btt(root: Path, port: int, *args: str, extra: dict[str, str] | None = None) -> Any:
-    env = cli_env(root) | {"BTT_PREFECT_SERVER__BACKGROUND": "true",
+    env = cli_env(root, temporary_server=True) | {"BTT_PREFECT_SERVER__BACKGROUND": "true",
                            "BTT_PREFECT_SERVER__PORT": str(port)}  # fmt: skip
     env.pop("PREFECT_HOME")  # the CLI puts it under BTT_ROOT/data/prefect
     env.pop("PREFECT_API_AUTH_STRING", None)
