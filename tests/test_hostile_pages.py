@@ -1,9 +1,7 @@
 """Hostile pages, end to end: what reaches the warehouse from pages built to trick a parser.
 
 Script inside the title, bidi control characters, image URLs of every scheme, deep
-nesting, recursive JSON-LD. Parser hardening is another engineer's work; cases it does
-not cover yet are marked ``xfail(strict=True)`` with what is missing, so they turn into
-failures (to be unmarked) the day it lands. The flow runs in-process under
+nesting, recursive JSON-LD. The flow runs in-process under
 ``prefect_test_harness`` (a deployment's path, no CLI start-up), with the layout-drift
 gate off so that every page's own outcome is visible.
 """
@@ -128,16 +126,12 @@ def test_every_page_is_stored_or_failed_and_the_control_is_exact(stored: dict[st
                                                           truth["byline"])
 
 
-@pytest.mark.xfail(strict=True, reason="parser hardening in progress: script/style text "
-                   "inside the h1 ends up in the title")
 def test_script_in_title_is_not_text(stored: dict[str, Any]) -> None:
     o = _outcome(stored, "script_h1")
     assert o["row"] is not None
     assert o["row"]["title"] == stored["standin"].truth(o["article"])["title"]
 
 
-@pytest.mark.xfail(strict=True, reason="parser hardening in progress: bidi control "
-                   "characters (U+202E, U+2066, U+200F ...) are kept in title and sapo")
 def test_bidi_controls_are_not_stored(stored: dict[str, Any]) -> None:
     o = _outcome(stored, "bidi")
     assert o["row"] is not None
@@ -145,8 +139,6 @@ def test_bidi_controls_are_not_stored(stored: dict[str, Any]) -> None:
         assert not BIDI.search(o["row"][field] or ""), (field, o["row"][field][:80])
 
 
-@pytest.mark.xfail(strict=True, reason="parser hardening in progress: javascript:, data:, "
-                   "ftp: and vbscript: image URLs are stored")
 def test_only_web_image_urls_are_stored(stored: dict[str, Any]) -> None:
     o = _outcome(stored, "image_schemes")
     assert o["row"] is not None
@@ -156,16 +148,12 @@ def test_only_web_image_urls_are_stored(stored: dict[str, Any]) -> None:
     assert all(u.startswith(("https://", "http://")) for u in urls), urls
 
 
-@pytest.mark.xfail(strict=True, reason="parser hardening in progress: text nested 3,000 "
-                   "elements deep is dropped from body_text")
 def test_deep_nesting_keeps_its_text(stored: dict[str, Any]) -> None:
     o = _outcome(stored, "deep_nesting")
     assert o["row"] is not None, o["fails"]
     assert stored["cases"]["deep_marker"] in o["row"]["body_text"]
 
 
-@pytest.mark.xfail(strict=True, reason="parser hardening in progress: a JSON-LD nested "
-                   "5,000 deep crashes the parser (recorded as parse_error:crash)")
 def test_recursive_jsonld_is_ignored_not_fatal(stored: dict[str, Any]) -> None:
     o = _outcome(stored, "jsonld_recursion")
     assert o["row"] is not None, o["fails"]

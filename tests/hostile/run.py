@@ -8,10 +8,10 @@ whole session pays its migrations once. When the session Prefect server fixture 
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import duckdb
 import pytest
@@ -69,23 +69,27 @@ def runs(db: Path) -> list[dict[str, Any]]:
 
 
 def artifact(env: dict[str, str], key: str, flow_run_id: str) -> dict[str, Any]:
-    """The Prefect artifact ``key`` of a flow run, read from the temporary server's
-    database in ``PREFECT_HOME`` (what the UI shows)."""
-    db = Path(env["PREFECT_HOME"]) / "prefect.db"
-    with sqlite3.connect(db) as con:
-        found = con.execute(
-            "select description, data from artifact where key = ? and flow_run_id = ?",
-            [key, flow_run_id.replace("-", "")],
-        ).fetchall() or con.execute(
-            "select description, data from artifact where key = ? and flow_run_id = ?",
-            [key, flow_run_id],
-        ).fetchall()
-    assert found, f"no artifact {key!r} for flow run {flow_run_id} in {db}"
-    description, data = found[-1]
-    table = json.loads(data) if isinstance(data, str) else data
-    if isinstance(table, str):
-        table = json.loads(table)
-    return {"description": description, "table": table}
+    """The Prefect artifact ``key`` of a flow run, as the UI shows it, from the API the run
+    reported to (``PREFECT_API_URL`` of ``env``)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"]}), get_client(
+        sync_client=True
+    ) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=[key]),
+            flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(flow_run_id)]),
+        ))
+    assert found, f"no artifact {key!r} for flow run {flow_run_id}"
+    art = found[-1]
+    table = json.loads(art.data) if isinstance(art.data, str) else art.data
+    return {"description": art.description, "table": table}
 
 
 def one_line(stderr: str) -> str:
