@@ -133,6 +133,29 @@ def prefect_cli_env(root: Path, server: PrefectTestServer) -> dict[str, str]:
     return env
 
 
+@pytest.fixture(scope="session")
+def ingested(tmp_path_factory: pytest.TempPathFactory, mirror_server: Any) -> dict[str, Any]:
+    """The whole mirror ingested once for the session, as a user does it
+    (``baotintuc crawl --max-pages 50``: 381 articles, real pages included). Read it; tests
+    that write take :func:`copy_of` it."""
+    root = tmp_path_factory.mktemp("ingested")
+    db = root / "full.duckdb"
+    first = run_cli(root, "crawl", "--base-url", mirror_server.base_url, "--db", str(db),
+                    "--max-pages", "50")
+    assert first.returncode == 0, first.stderr[-3000:]
+    return {"root": root, "db": db, "first": first}
+
+
+def copy_of(ingested: dict[str, Any], tmp_path: Path) -> Path:
+    """A writable copy of the session's warehouse (its archive stays shared, read-only:
+    ``archive_segments`` names the files by absolute path)."""
+    import shutil
+
+    target = tmp_path / "copy.duckdb"
+    shutil.copy(ingested["db"], target)
+    return target
+
+
 def run_cli(root: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(BAOTINTUC), *args], cwd=REPO, env=cli_env(root), capture_output=True, text=True,

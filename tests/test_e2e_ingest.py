@@ -14,7 +14,7 @@ import pytest
 
 from baotintuc.text import token_f1
 from mirror.server import Fault
-from tests.conftest import run_cli
+from tests.conftest import copy_of, run_cli
 
 pytestmark = pytest.mark.slow
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -26,12 +26,8 @@ def _ro(db: Path) -> duckdb.DuckDBPyConnection:
 
 
 @pytest.fixture(scope="module")
-def full_run(tmp_path_factory: pytest.TempPathFactory, mirror_server: Any) -> Iterator[dict]:
-    root = tmp_path_factory.mktemp("full")
-    db = root / "full.duckdb"
-    first = run_cli(root, "crawl", "--base-url", mirror_server.base_url, "--db", str(db),
-                    "--max-pages", "50")
-    yield {"root": root, "db": db, "first": first}
+def full_run(ingested: dict[str, Any]) -> Iterator[dict]:
+    yield ingested
 
 
 def test_first_run_completes(full_run: dict) -> None:
@@ -85,14 +81,14 @@ def test_contract_columns_equal_ground_truth(full_run: dict, ground_truth: dict)
     assert worst >= 0.97
 
 
-def test_second_run_adds_nothing(full_run: dict, mirror_server: Any) -> None:
-    db = full_run["db"]
+def test_second_run_adds_nothing(full_run: dict, mirror_server: Any, tmp_path: Path) -> None:
+    db = copy_of(full_run, tmp_path)  # this test writes: its own copy, whatever the order
     with _ro(db) as con:
         before = con.sql(
             "select article_id, first_seen_at, content_hash from articles order by 1"
         ).fetchall()
     mark = len(mirror_server.requests)
-    again = run_cli(full_run["root"], "crawl", "--base-url", mirror_server.base_url,
+    again = run_cli(tmp_path, "crawl", "--base-url", mirror_server.base_url,
                     "--db", str(db), "--max-pages", "50")
     assert again.returncode == 0, again.stderr[-3000:]
     assert "0 new, 0 updated" in again.stdout

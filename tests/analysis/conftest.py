@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import copy_of, run_cli
 
 # An article of the mirror made from a real baotintuc.vn page (tests/resources/baotintuc/):
 # "Phát hiện ngăn chặn và tiêu hủy 14 tấn lợn bị dịch tả Châu Phi".
@@ -22,12 +22,11 @@ REAL_ARTICLE = "20250712100502617"
 
 
 @pytest.fixture(scope="session")
-def warehouse(tmp_path_factory: pytest.TempPathFactory, mirror_server: Any) -> dict[str, Path]:
+def warehouse(
+    ingested: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("analysis")
-    db = root / "warehouse.duckdb"
-    crawl = run_cli(root, "crawl", "--base-url", mirror_server.base_url, "--db", str(db),
-                    "--max-pages", "50")
-    assert crawl.returncode == 0, crawl.stderr[-3000:]
+    db = copy_of(ingested, root)
     rebuild = run_cli(root, "search", "--rebuild", "--db", str(db))
     assert rebuild.returncode == 0, rebuild.stderr[-3000:]
     assert "articles indexed" in rebuild.stdout
