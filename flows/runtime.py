@@ -13,7 +13,6 @@ process can be found and marked Crashed later (:mod:`flows.abandoned`).
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 from pathlib import Path
@@ -60,25 +59,3 @@ def claim_flow_runs() -> None:
     if any(t.startswith(OWNER_TAG_PREFIX) for t in current):
         return
     TagsContext(current_tags=current | {owner_tag()}).__enter__()
-
-
-class _ConsoleQuiet(logging.Filter):
-    """Keep Prefect's tracebacks out of the terminal; the CLI prints one clear line.
-
-    Flow- and task-run loggers send every record to the Prefect API first (their own
-    handler), so the UI keeps the full traceback; only the copy that propagates to the
-    terminal is dropped (failures) or stripped of its traceback (anything else).
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and record.name.startswith(("prefect.flow_runs", "prefect.task_runs")):
-            return False
-        record.exc_info = None
-        record.exc_text = None
-        return True
-
-
-def quiet_console_tracebacks() -> None:
-    for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, _ConsoleQuiet) for f in handler.filters):
-            handler.addFilter(_ConsoleQuiet())

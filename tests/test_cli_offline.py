@@ -41,3 +41,35 @@ def test_bad_configuration_fails_at_start_naming_the_setting(tmp_path: Path) -> 
     assert proc.returncode == 2
     assert "crawl.download_delay" in proc.stderr and "BTT_CRAWL__DOWNLOAD_DELAY" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_an_unexpected_error_is_one_line_and_its_traceback_is_in_the_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The CLI's error boundary: a bug in a command ends in one line on stderr naming the
+    log, and the log keeps the whole traceback."""
+    import logging
+
+    from flows.cli import analysis, main
+
+    def boom(args: object) -> int:
+        raise RuntimeError("a bug\nover two lines")
+
+    monkeypatch.setenv("BTT_ROOT", str(tmp_path))
+    monkeypatch.setattr(analysis, "cmd_query", boom)
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    try:
+        code = main(["query", "select 1"])
+    finally:
+        for h in root.handlers[len(handlers):]:
+            h.close()
+        root.handlers[:] = handlers
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 1 and len(lines) == 1, err
+    assert lines[0].startswith("baotintuc: unexpected error: RuntimeError: a bug over two lines")
+    log = tmp_path / "data" / "logs" / "baotintuc.log"
+    assert str(log) in lines[0]
+    text = log.read_text(encoding="utf-8")
+    assert "Traceback (most recent call last)" in text and "RuntimeError: a bug" in text

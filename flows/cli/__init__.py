@@ -37,8 +37,8 @@ def _log_to_file() -> Path | None:
     root.setLevel(logging.INFO)
     console = logging.StreamHandler()
     console.setLevel(logging.WARNING)
-    console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    console.addFilter(_no_traceback)
+    console.setFormatter(_OneLine("%(levelname)s %(name)s: %(message)s"))
+    console.addFilter(_ours)
     root.addHandler(console)
     try:
         path = get_settings().paths.data_dir / "logs" / "baotintuc.log"
@@ -53,15 +53,23 @@ def _log_to_file() -> Path | None:
     return path
 
 
-def _no_traceback(record: logging.LogRecord) -> bool:
-    """The terminal: our warnings, without tracebacks. Prefect's flow and task loggers
-    report to the API (the UI) and the log file; their copy would repeat the one line
-    that :func:`fail` prints."""
-    if record.name.startswith("prefect"):
-        return False
-    record.exc_info = None
-    record.exc_text = None
-    return True
+def _ours(record: logging.LogRecord) -> bool:
+    """The terminal shows our warnings only. Prefect's flow and task loggers report to the
+    API (the UI) and the log file; their copy would repeat the line :func:`fail` prints."""
+    return not record.name.startswith("prefect") and not getattr(record, "file_only", False)
+
+
+class _OneLine(logging.Formatter):
+    """A record without its traceback (which the log file keeps: the record is shared by
+    every handler, so it is not changed, only formatted without it)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        saved = record.exc_info, record.exc_text, record.stack_info
+        record.exc_info = record.exc_text = record.stack_info = None
+        try:
+            return super().format(record)
+        finally:
+            record.exc_info, record.exc_text, record.stack_info = saved
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return fail("interrupted", EXIT_INTERRUPTED)
     except Exception as exc:  # a bug: one line here, the traceback in the log
-        logging.getLogger("baotintuc").exception("unexpected error in %s", args.command)
+        logging.getLogger("baotintuc").error("unexpected error in %s", args.command,
+                                             exc_info=True, extra={"file_only": True})
         where = f"; the traceback is in {log_path}" if log_path else ""
         text = " ".join(str(exc).split())[:300]
         return fail(f"unexpected error: {type(exc).__name__}: {text}{where}", EXIT_FAILED)

@@ -131,12 +131,10 @@ def run_ingest(settings: Settings, db: Path, **params: Any) -> int:
         return fail(err)
     from flows.ingest import RunFailed, ingest
     from flows.origin import OriginUnreachable
-    from flows.runtime import quiet_console_tracebacks
     from flows.scorecard import LayoutDriftAlarm
     from flows.spider import CrawlBusy, CrawlFailed
     from warehouse.db import WarehouseLocked, WarehouseUnreadable, WarehouseWriteError
 
-    quiet_console_tracebacks()
     _interrupt_quietly(settings.run.stop_grace_seconds)
     try:
         summary = ingest(db_path=str(db), **params)
@@ -196,11 +194,9 @@ def cmd_reextract(args: argparse.Namespace) -> int:
     if not db.exists():
         return fail(f"no database at {db}: nothing to re-extract into")
     from flows.reextract import reextract
-    from flows.runtime import quiet_console_tracebacks
     from flows.scorecard import LayoutDriftAlarm
     from warehouse.db import WarehouseLocked, WarehouseUnreadable, WarehouseWriteError
 
-    quiet_console_tracebacks()
     flow = reextract
     if args.dask_address or args.workers:
         from prefect_dask import DaskTaskRunner
