@@ -70,10 +70,10 @@ def unknown_categories(keys: list[str]) -> list[str]:
     return [k for k in keys if category_by_key(k) is None]
 
 
-class CrawlSettings(BaseModel):
-    base_url: str = "https://baotintuc.vn"
+class Politeness(BaseModel):
+    """How a crawl treats the site: the ``[crawl]`` settings a crawl request carries."""
+
     user_agent: str = Field(min_length=8)
-    contact: str = ""
     obey_robots_txt: bool = True
     download_delay: float = Field(1.0, ge=0)
     autothrottle: bool = True
@@ -84,6 +84,11 @@ class CrawlSettings(BaseModel):
     retry_backoff_base: float = Field(2.0, ge=0)
     retry_backoff_max: float = Field(120.0, ge=0)
     max_page_bytes: int = Field(10 * 1024 * 1024, gt=1024)
+
+
+class CrawlSettings(Politeness):
+    base_url: str = "https://baotintuc.vn"
+    contact: str = ""
     categories: list[str] = Field(default_factory=list)
     max_pages: int = Field(1, ge=1, le=1000)
     feeds: list[str] = Field(default_factory=list)
@@ -113,6 +118,11 @@ class CrawlSettings(BaseModel):
     @property
     def full_user_agent(self) -> str:
         return f"{self.user_agent} contact: {self.contact}" if self.contact else self.user_agent
+
+    def politeness(self) -> Politeness:
+        """These settings as a crawl request carries them (the contact in the User-Agent)."""
+        values = {name: getattr(self, name) for name in Politeness.model_fields}
+        return Politeness(**values | {"user_agent": self.full_user_agent})
 
 
 class PathSettings(BaseModel):
@@ -304,6 +314,7 @@ def _check_paths(paths: PathSettings) -> None:
 __all__ = [
     "PROJECT_ROOT",
     "ConfigError",
+    "Politeness",
     "QualitySettings",
     "Settings",
     "WarehouseSettings",

@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-PROGRESS_EVERY_S = 2.0
-TRIM_EVERY_S = 0.5
+TICK_S = 0.5
+PROGRESS_EVERY_TICKS = 4  # progress.json every 2 s
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -157,12 +157,15 @@ class RunOutputPipeline:
 
 
 class ProgressExtension:
-    """``progress.json`` every few seconds: what the flow's progress bar shows."""
+    """Twice a second: give the memory freed by parsing back to the system
+    (:mod:`crawler.memory`); every few seconds: ``progress.json``, what the flow's progress
+    bar shows."""
 
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
         self.path = current_request().run_dir / "progress.json"
-        self._loop = task.LoopingCall(self.write)
+        self._loop = task.LoopingCall(self.tick)
+        self._ticks = 0
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -173,7 +176,13 @@ class ProgressExtension:
 
     def spider_opened(self, spider: Spider) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._loop.start(PROGRESS_EVERY_S, now=True)
+        self._loop.start(TICK_S, now=True)
+
+    def tick(self) -> None:
+        release_free_memory()
+        if self._ticks % PROGRESS_EVERY_TICKS == 0:
+            self.write()
+        self._ticks += 1
 
     def write(self) -> None:
         engine = self.crawler.engine
@@ -188,32 +197,10 @@ class ProgressExtension:
         self.write()
 
 
-class MemoryTrimExtension:
-    """Every half second, give the memory freed by parsing back to the system."""
-
-    def __init__(self, crawler: Crawler) -> None:
-        self._loop = task.LoopingCall(release_free_memory)
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> Self:
-        ext = cls(crawler)
-        crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
-        crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
-        return ext
-
-    def spider_opened(self, spider: Spider) -> None:
-        self._loop.start(TRIM_EVERY_S, now=False)
-
-    def spider_closed(self, spider: Spider, reason: str) -> None:
-        if self._loop.running:
-            self._loop.stop()
-
-
 def _scrapy_version() -> str:
     import scrapy
 
     return scrapy.__version__
 
 
-__all__ = ["MemoryTrimExtension", "ProgressExtension", "RunOutputPipeline", "run_counts",
-           "write_json_atomic"]
+__all__ = ["ProgressExtension", "RunOutputPipeline", "run_counts", "write_json_atomic"]

@@ -19,30 +19,12 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from baotintuc.site import TOP_LEVEL, category_by_key
-from config import ConfigError, Settings, load_settings, normalize_origin
+from config import ConfigError, Politeness, Settings, load_settings, normalize_origin
 
 REQUEST_ENV = "BTT_CRAWL_REQUEST"  # names the request file of the spider's process
 
 Mode = Literal["all", "rss", "listings", "backfill"]
 MODES: tuple[str, ...] = Mode.__args__  # type: ignore[attr-defined]
-
-
-class Politeness(BaseModel):
-    """How the crawl treats the site (from ``[crawl]`` in the settings)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    user_agent: str = Field(min_length=8)
-    obey_robots_txt: bool = True
-    download_delay: float = Field(1.0, ge=0)
-    autothrottle: bool = True
-    autothrottle_target_concurrency: float = Field(1.0, gt=0)
-    concurrent_requests: int = Field(2, ge=1, le=64)
-    download_timeout: float = Field(30, gt=0)
-    retry_times: int = Field(3, ge=0, le=20)
-    retry_backoff_base: float = Field(2.0, ge=0)
-    retry_backoff_max: float = Field(120.0, ge=0)
-    max_page_bytes: int = Field(10 * 1024 * 1024, gt=1024)
 
 
 def is_loopback(base_url: str) -> bool:
@@ -146,19 +128,7 @@ class CrawlRequest(BaseModel):
                 discover_feed_index=c.discover_feed_index,
                 sitemaps=c.sitemaps and backfill,
                 max_articles=cap or None,
-                politeness=Politeness(
-                    user_agent=c.full_user_agent,
-                    obey_robots_txt=c.obey_robots_txt,
-                    download_delay=c.download_delay,
-                    autothrottle=c.autothrottle,
-                    autothrottle_target_concurrency=c.autothrottle_target_concurrency,
-                    concurrent_requests=c.concurrent_requests,
-                    download_timeout=c.download_timeout,
-                    retry_times=c.retry_times,
-                    retry_backoff_base=c.retry_backoff_base,
-                    retry_backoff_max=c.retry_backoff_max,
-                    max_page_bytes=c.max_page_bytes,
-                ),
+                politeness=c.politeness(),
                 run_dir=run_dir,
                 archive_dir=archive_dir,
                 archive_prefix=run_id,

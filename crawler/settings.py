@@ -45,10 +45,7 @@ HTTPCACHE_GZIP = True
 HTTPCACHE_IGNORE_HTTP_CODES = [400, 401, 403, 404, 408, 410, 429, 500, 502, 503, 504, 522, 524]
 
 ITEM_PIPELINES = {"crawler.pipelines.RunOutputPipeline": 300}
-EXTENSIONS = {
-    "crawler.pipelines.ProgressExtension": 500,
-    "crawler.pipelines.MemoryTrimExtension": 510,
-}
+EXTENSIONS = {"crawler.pipelines.ProgressExtension": 500}
 
 LOG_LEVEL = "INFO"
 FEED_EXPORT_ENCODING = "utf-8"
