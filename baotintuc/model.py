@@ -213,6 +213,8 @@ PROTECTED_FIELDS = fields_where(protected=True)
 TRUTH_FIELDS = fields_where(truth=True)
 STORED_COLUMNS: dict[str, str] = {n: c.sql for n, c in COLUMNS.items() if c.sql is not None}
 """The ``articles`` columns that come from the article, with their DuckDB types."""
+REPORTED_COLUMNS: tuple[str, ...] = tuple(f for f in SCORED_FIELDS if f in STORED_COLUMNS)
+"""The scored fields that are ``articles`` columns: fill rates computed in SQL."""
 
 
 def followers(name: str) -> tuple[str, ...]:
@@ -249,6 +251,7 @@ __all__ = [
     "Failure",
     "ImageRecord",
     "PROTECTED_FIELDS",
+    "REPORTED_COLUMNS",
     "ParseError",
     "SCORED_FIELDS",
     "STORED_COLUMNS",

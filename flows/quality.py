@@ -28,26 +28,10 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from baotintuc.clock import VN_TZ
+from baotintuc.model import REPORTED_COLUMNS, filled_sql
 from config import load_settings
 from flows.scorecard import FieldScore
 from warehouse.db import connect
-
-# Fields of ``articles`` whose fill rate is reported, in this order (those present).
-REPORTED_FIELDS: tuple[str, ...] = (
-    "title",
-    "sapo",
-    "body_text",
-    "published_at",
-    "modified_at",
-    "byline",
-    "authors",
-    "source",
-    "category",
-    "category_id",
-    "tags",
-    "kind",
-    "word_count",
-)
 
 
 @dataclass(slots=True)
@@ -81,15 +65,6 @@ def _tables(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
     return out
 
 
-def _filled_expr(column: str, dtype: str) -> str:
-    col = f'"{column}"'
-    if dtype.endswith("[]"):
-        return f"coalesce(len({col}), 0) > 0"
-    if dtype.startswith("VARCHAR"):
-        return f"nullif(trim({col}), '') is not null"
-    return f"{col} is not null"
-
-
 def compute_report(
     con: duckdb.DuckDBPyConnection,
     report: QualityReport,
@@ -106,8 +81,8 @@ def compute_report(
         time_col = "fetched_at" if "fetched_at" in arts else None
         where = f"where {time_col} >= ?" if time_col else ""
         args: list[Any] = [cutoff] if time_col else []
-        fields = [f for f in REPORTED_FIELDS if f in arts]
-        sums = ", ".join(f"count(*) filter ({_filled_expr(f, arts[f])})" for f in fields)
+        fields = [f for f in REPORTED_COLUMNS if f in arts]
+        sums = ", ".join(f"count(*) filter ({filled_sql(f, arts[f])})" for f in fields)
         row = con.execute(
             f"select count(*){', ' + sums if sums else ''} from articles {where}", args
         ).fetchone()

@@ -16,28 +16,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from baotintuc.model import TRUTH_FIELDS
 from baotintuc.site import CATEGORIES_BY_ID
 from baotintuc.urls import article_id, listing_info, to_canonical
 from mirror import sources
 from mirror.model import Article
 from mirror.sources import SourcePage
 
-TRUTH_KEYS = (
-    "article_id",
-    "url",
-    "title",
-    "sapo",
-    "body_text",
-    "byline",
-    "authors",
-    "source",
-    "published_at",
-    "category",
-    "category_id",
-    "parent_category_id",
-    "tags",
-    "kind",
-)
+TRUTH_KEYS = tuple(f for f in TRUTH_FIELDS if f != "images")  # images: their own list
 
 
 @dataclass(frozen=True, slots=True)

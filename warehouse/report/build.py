@@ -17,16 +17,14 @@ from typing import Any
 
 import duckdb
 
+from baotintuc.model import REPORTED_COLUMNS, STORED_COLUMNS, filled_sql
 from warehouse.attention import attention
 from warehouse.report import svg
 from warehouse.report.words import top_phrases
 from warehouse.search import SITE_TIMEZONE, Filters, SearchIndexError, check_index_ready
 
 TOP_CATEGORIES = 8
-FILL_FIELDS: tuple[str, ...] = (
-    "title", "sapo", "body_text", "published_at", "modified_at", "byline", "authors",
-    "source", "category", "tags", "kind", "word_count",
-)
+FILL_FIELDS = REPORTED_COLUMNS
 
 
 @dataclass(slots=True)
@@ -158,11 +156,7 @@ def collect(
 
 
 def _filled(column: str) -> str:
-    if column in ("authors", "tags"):
-        return f"coalesce(len(a.{column}), 0) > 0"
-    if column in ("published_at", "modified_at", "word_count"):
-        return f"a.{column} is not null"
-    return f"nullif(trim(a.{column}), '') is not null"
+    return filled_sql(column, STORED_COLUMNS[column])
 
 
 def _collect_attention(
