@@ -35,6 +35,7 @@ def _log_to_file() -> Path | None:
     gets warnings without tracebacks (and the one line of :func:`fail`)."""
     root = logging.getLogger()
     root.setLevel(logging.INFO)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per API call otherwise
     console = logging.StreamHandler()
     console.setLevel(logging.WARNING)
     console.setFormatter(_OneLine("%(levelname)s %(name)s: %(message)s"))
