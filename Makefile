@@ -18,8 +18,10 @@ LOCK := uv pip compile pyproject.toml --universal --python-version 3.11 --genera
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-# The locked tree (hash-checked), then the project itself without resolving anything.
-$(RUNTIME): requirements/runtime.lock pyproject.toml | $(PY)
+# The pinned pip (see requirements/pip.in), the locked tree (hash-checked), then the
+# project itself without resolving anything.
+$(RUNTIME): requirements/pip.lock requirements/runtime.lock pyproject.toml | $(PY)
+	$(PIP) -r requirements/pip.lock
 	$(PIP) -r requirements/runtime.lock
 	$(PIP) --no-deps -e .
 	@touch $@
@@ -60,6 +62,7 @@ mirror: setup ## build (when needed) and serve the demo mirror on 127.0.0.1:8765
 
 lock: setup-dev ## re-resolve requirements/*.lock from pyproject.toml (needs PyPI)
 	$(PIP) uv
+	$(VENV)/bin/uv pip compile requirements/pip.in --generate-hashes -q -o requirements/pip.lock
 	$(VENV)/bin/$(LOCK) -o requirements/runtime.lock
 	$(VENV)/bin/$(LOCK) --extra dev -c requirements/runtime.lock -o requirements/dev.lock
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from warehouse.db import transaction
 from warehouse.search_syntax import (
     And,
     Node,
@@ -51,7 +52,7 @@ logger = logging.getLogger(__name__)
 SITE_TIMEZONE = "Asia/Ho_Chi_Minh"
 INDEX_TABLES = ("search_terms", "search_docs", "search_postings", "search_meta")
 MARK_OPEN, MARK_CLOSE = "«", "»"
-INDEX_CHUNK_DOCS = 10_000
+INDEX_CHUNK_DOCS = 1_000
 
 
 class SearchIndexError(RuntimeError):
@@ -207,8 +208,15 @@ def _update(
     compact_share: float,
     cfg: SearchSettings,
 ) -> None:
-    con.execute("begin transaction")
-    try:
+    """One transaction to drop what is stale, then one per chunk of new documents (a
+    document and its postings always commit together), then one for the totals.
+
+    Committing chunk by chunk bounds memory: DuckDB holds a transaction's appended rows
+    until it commits, so indexing 100k articles in one transaction peaked near 1 GB. A run
+    cut short leaves an index that is consistent document by document; the next update
+    (it compares content hashes) finishes the job.
+    """
+    with transaction(con):
         if rebuild:
             for table in INDEX_TABLES:
                 con.execute(f"delete from {table}")
@@ -229,12 +237,13 @@ def _update(
             # doc::varchar must give the article_id back (an ID17 always does)
             "where try_cast(a.article_id as bigint)::varchar = a.article_id"
         )
-        result.added = _count(con, "select count(*) from _todo")
-        was_empty = _count(con, "select count(*) from search_postings") == 0
-        unsorted = 0 if was_empty else _meta(con, "unsorted_rows")
-        params = None if was_empty else Bm25Params.from_meta(con)
-        # Chunks bound the memory of the token lists (list aggregates do not spill).
-        for first in range(0, result.added, INDEX_CHUNK_DOCS):
+    result.added = _count(con, "select count(*) from _todo")
+    was_empty = _count(con, "select count(*) from search_postings") == 0
+    unsorted = 0 if was_empty else _meta(con, "unsorted_rows")
+    params = None if was_empty else Bm25Params.from_meta(con)
+    # Chunks bound the memory of the token lists (list aggregates do not spill).
+    for first in range(0, result.added, INDEX_CHUNK_DOCS):
+        with transaction(con):
             if params is None:  # a new index: the means of its first chunk, until compaction
                 _fresh_chunk(con, first, first + INDEX_CHUNK_DOCS)
                 params = Bm25Params.from_settings(cfg).with_means(
@@ -242,9 +251,10 @@ def _update(
                     "body_len from _fresh)", "")
                 params.save(con)
             added = _index_chunk(con, first, first + INDEX_CHUNK_DOCS, params)
-            result.postings += added
-            if not (was_empty and first == 0):
-                unsorted += added
+        result.postings += added
+        if not (was_empty and first == 0):
+            unsorted += added
+    with transaction(con):
         con.execute("drop table if exists _stale")
         con.execute("drop table if exists _todo")
         total = _count(con, "select count(*) from search_postings")
@@ -262,10 +272,6 @@ def _update(
         for key, value in zip(("docs", "title_tokens", "sapo_tokens", "body_tokens"), docs,
                               strict=True):
             _set_meta(con, key, int(value))
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
 
 
 def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
