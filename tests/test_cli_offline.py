@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BAOTINTUC, REPO, cli_env
+from tests.support import BAOTINTUC, REPO, cli_env
 
 
 def _online() -> bool:

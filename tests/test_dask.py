@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from tests.conftest import BAOTINTUC, REPO, cli_env
+from tests.support import BAOTINTUC, REPO, cli_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 DASK = Path(sys.executable).with_name("dask")

@@ -18,7 +18,7 @@ from config import QualitySettings
 from flows.scorecard import score
 from flows.transform import Gate
 from mirror.server import MirrorServer
-from tests.conftest import run_cli
+from tests.support import run_cli
 
 THRESHOLDS = {"title": 0.99, "body_text": 0.99, "sapo": 0.95}
 QUALITY = QualitySettings(min_fill_rate=THRESHOLDS, max_generic_parser_share=0.0,

@@ -14,7 +14,7 @@ import pytest
 
 from baotintuc.text import token_f1
 from mirror.server import Fault
-from tests.conftest import copy_of, run_cli
+from tests.support import copy_of, run_cli
 
 pytestmark = pytest.mark.slow
 VN = ZoneInfo("Asia/Ho_Chi_Minh")

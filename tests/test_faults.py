@@ -28,7 +28,7 @@ import pytest
 
 from baotintuc.text import token_f1
 from mirror.server import OFFSITE_ORIGIN, Fault
-from tests.conftest import BAOTINTUC, REPO, cli_env
+from tests.support import BAOTINTUC, REPO, cli_env
 
 pytestmark = pytest.mark.slow
 

@@ -31,7 +31,7 @@ from parsel import Selector
 from baotintuc.urls import article_id
 from crawler.spiders.baotintuc import MAIN_ITEMS, TOP_LINKS
 from mirror.server import MirrorServer, RequestRecord
-from tests.conftest import BAOTINTUC, REPO, cli_env, run_cli
+from tests.support import BAOTINTUC, REPO, cli_env, run_cli
 
 pytestmark = pytest.mark.slow
 

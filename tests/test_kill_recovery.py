@@ -26,7 +26,7 @@ from warcio.archiveiterator import ArchiveIterator
 
 from crawler.archive import iter_pages
 from mirror.server import Fault
-from tests.conftest import BAOTINTUC, REPO, cli_env
+from tests.support import BAOTINTUC, REPO, cli_env
 
 pytestmark = pytest.mark.slow
 FEED = "tin-moi-nhat"

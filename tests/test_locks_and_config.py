@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from mirror.server import Fault
-from tests.conftest import BAOTINTUC, REPO, cli_env
+from tests.support import BAOTINTUC, REPO, cli_env
 from warehouse.db import WarehouseLocked, connect, writer
 
 PY = sys.executable

@@ -665,7 +665,7 @@ def test_cli_mirror_build_and_serve(tmp_path: Path) -> None:
     import signal
     import subprocess
 
-    from tests.conftest import BAOTINTUC, REPO, cli_env
+    from tests.support import BAOTINTUC, REPO, cli_env
 
     env = cli_env(tmp_path)
     bad = subprocess.run([str(BAOTINTUC), "mirror", "build", "--articles", "5", "--out",

@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 import config
-from tests.conftest import REPO
+from tests.support import REPO
 
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
 PACKAGES = ("baotintuc", "config", "crawler", "flows", "warehouse", "mirror")

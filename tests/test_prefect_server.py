@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -34,7 +35,7 @@ from flows.prefect_server import (
     prefect_version,
     probe,
 )
-from tests.conftest import BAOTINTUC, PrefectTestServer, cli_env, prefect_cli_env
+from tests.support import BAOTINTUC, PrefectTestServer, cli_env, prefect_cli_env
 from tests.test_serve import api, client, wait_for
 
 EVIL = "http://evil.example"
@@ -269,6 +270,46 @@ def test_prefect_server_stop_stops_our_server_too(tmp_path: Path) -> None:
         wait_for("the server to exit", lambda: local.pid() is None, 30)
     finally:
         local.stop()
+
+
+def _processes_in(folder: Path) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if Path(os.readlink(proc / "cwd")).is_relative_to(folder):
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_the_test_session_stops_its_prefect_server(tmp_path: Path) -> None:
+    """A pytest session that used the shared server (through ``tests.support.cli_env``)
+    leaves no server process and no server folder behind: CI machines run many sessions."""
+    if not Path("/proc/self/cwd").exists():
+        pytest.skip("needs Linux /proc to see the processes a session leaves")
+    env = dict(os.environ) | {"TMPDIR": str(tmp_path)}
+    env.pop("PREFECT_API_URL", None)
+    inner = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         "tests/test_cli_offline.py::test_bad_configuration_fails_at_start_naming_the_setting",
+         f"--basetemp={tmp_path / 'inner'}"],
+        cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    started = False  # the inner session did start a server (its folder appeared)
+    while inner.poll() is None:
+        started = started or any(tmp_path.glob("btt-prefect-*/server.pid"))
+        time.sleep(0.1)
+    output = inner.stdout.read() if inner.stdout else ""
+    assert inner.returncode == 0, output[-3000:]
+    assert started, "the inner session never started its Prefect server: nothing was tested"
+    homes = list(tmp_path.glob("btt-prefect-*"))
+    deadline = time.monotonic() + 10
+    while _processes_in(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _processes_in(tmp_path) == [], "the session's Prefect server outlived the session"
+    assert homes == [], f"the session's server folder was left behind: {homes}"
 
 
 # --- CLI runs against the server; abandoned runs ------------------------------------------------

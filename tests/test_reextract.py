@@ -9,7 +9,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from tests.conftest import copy_of, run_cli
+from tests.support import copy_of, run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 

@@ -18,7 +18,7 @@ import yaml
 
 from config import PROJECT_ROOT, ConfigError
 from flows.deploy import load_deployments
-from tests.conftest import BAOTINTUC, PrefectTestServer, prefect_cli_env
+from tests.support import BAOTINTUC, PrefectTestServer, prefect_cli_env
 
 T = TypeVar("T")
 SCHEMA = PROJECT_ROOT / "warehouse" / "schema" / "001_core.sql"

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from config import PROJECT_ROOT
-from tests.conftest import BAOTINTUC, PrefectTestServer, prefect_cli_env
+from tests.support import BAOTINTUC, PrefectTestServer, prefect_cli_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 

@@ -23,7 +23,7 @@ import yaml
 
 from config import PROJECT_ROOT
 from flows.deploy import ensure_work_pool, register
-from tests.conftest import PrefectTestServer, prefect_cli_env
+from tests.support import PrefectTestServer, prefect_cli_env
 from tests.test_serve import api, client, tiny_db, wait_for
 
 POOL = "baotintuc-test-workers"

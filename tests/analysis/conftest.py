@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from tests.conftest import copy_of, run_cli
+from tests.support import copy_of, run_cli
 
 # An article of the mirror made from a real baotintuc.vn page (tests/resources/baotintuc/):
 # "Phát hiện ngăn chặn và tiêu hủy 14 tấn lợn bị dịch tả Châu Phi".

@@ -7,7 +7,7 @@ from datetime import date
 from pathlib import Path
 
 from tests.analysis.conftest import read_only
-from tests.conftest import run_cli
+from tests.support import run_cli
 from warehouse.search import match_ids
 
 

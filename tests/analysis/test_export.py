@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from tests.analysis.conftest import read_only
-from tests.conftest import run_cli
+from tests.support import run_cli
 
 KEY = {"articles": "article_id", "article_images": "article_id, position",
        "article_versions": "article_id, version"}

@@ -13,7 +13,7 @@ import duckdb
 import pytest
 
 from tests.analysis.conftest import read_only
-from tests.conftest import run_cli
+from tests.support import run_cli
 
 
 def _query(warehouse: dict[str, Path], sql: str, *extra: str):  # noqa: ANN202

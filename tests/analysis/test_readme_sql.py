@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from config import PROJECT_ROOT
-from tests.conftest import run_cli
+from tests.support import run_cli
 
 NO_ROWS_MARK = "-- (no rows on the demo"
 

@@ -14,7 +14,7 @@ import pytest
 
 from config import PROJECT_ROOT
 from tests.analysis.conftest import read_only, writable_copy
-from tests.conftest import run_cli
+from tests.support import run_cli
 from warehouse.report.build import collect
 from warehouse.report.words import top_phrases
 

@@ -13,7 +13,7 @@ import pytest
 
 from baotintuc.text import search_key
 from tests.analysis.conftest import REAL_ARTICLE, read_only, writable_copy
-from tests.conftest import cli_env, run_cli
+from tests.support import cli_env, run_cli
 from warehouse.search import (
     QuerySyntaxError,
     SearchIndexError,

@@ -2,7 +2,7 @@
 
 Every CLI run starts Prefect's temporary server (~10-20 s); one ``PREFECT_HOME`` for the
 whole session pays its migrations once. When the session Prefect server fixture lands in
-``tests/conftest.py``, :func:`hostile_env` is the one place to point runs at it.
+``tests/support.py``, :func:`hostile_env` is the one place to point runs at it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from uuid import UUID
 import duckdb
 import pytest
 
-from tests.conftest import BAOTINTUC, REPO, cli_env
+from tests.support import BAOTINTUC, REPO, cli_env
 
 # Fast, deterministic runs: no retries to wait for unless a test asks for them.
 FAST = {
