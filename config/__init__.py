@@ -101,6 +101,7 @@ class CrawlSettings(Politeness):
     offline_probe_timeout: float = Field(10, gt=0, le=30)
     max_articles_per_run: int = Field(1000, ge=0)  # 0 = no cap
     sitemaps: bool = True
+    queued_articles: int = Field(2000, ge=10)
 
     @field_validator("base_url")
     @classmethod

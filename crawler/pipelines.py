@@ -52,7 +52,7 @@ def run_counts(crawler: Crawler) -> dict[str, int]:
     """The counters of ``progress.json`` and ``stats.json``."""
     keys = ("requests", "responses", "bytes", "discovered", "fetched", "skipped_known",
             "skipped_old", "deferred", "failed", "not_modified", "pages_ok", "pages_failed",
-            "article_requests")
+            "article_requests", "queued_articles_max", "discovery_pages_held")
     out = {k: _count(crawler, f"btt/{k}") for k in keys}
     out["retries"] = _count(crawler, "retry/count")
     return out

@@ -52,6 +52,7 @@ class CrawlRequest(BaseModel):
     discover_feed_index: bool = True
     sitemaps: bool = False
     max_articles: int | None = Field(None, ge=1)  # article fetches per run; None = no cap
+    queued_articles: int = Field(2000, ge=1)  # then discovery pages wait (memory bound)
     politeness: Politeness
     fast_loopback: bool = False  # drop delays: the origin is our own mirror on 127.0.0.1
     run_dir: Path
@@ -128,6 +129,7 @@ class CrawlRequest(BaseModel):
                 discover_feed_index=c.discover_feed_index,
                 sitemaps=c.sitemaps and backfill,
                 max_articles=cap or None,
+                queued_articles=c.queued_articles,
                 politeness=c.politeness(),
                 run_dir=run_dir,
                 archive_dir=archive_dir,

@@ -631,3 +631,32 @@ def test_a_restarted_backfill_goes_on_where_it_was(tmp_path: Path) -> None:
     other = make_spider(tmp_path, mode="backfill", max_pages=None, since="2024-01-01",
                         categories=["phap-luat"], frontier=frontier)
     assert [r.meta["page"] for r in _drain_start(other) if _is_listing(r)] == [1]
+
+
+def test_a_long_queue_holds_back_listing_pages_until_half_is_answered(tmp_path: Path) -> None:
+    """Past ``crawl.queued_articles`` waiting article requests, the next listing page is
+    held (a deep backfill would otherwise queue the whole archive in memory); answered
+    articles let it go once the queue is down to half, and nothing is dropped."""
+    spider = make_spider(tmp_path, mode="backfill", max_pages=None)
+    spider.request = spider.request.model_copy(update={"queued_articles": 6})
+    out = list(spider.parse_listing(listing_response(page=1)))
+    articles = [r for r in out if isinstance(r, Request) and r.meta["stage"] == "article"]
+    assert len(articles) > 6 and spider.queued_articles == len(articles)
+    assert not any(_is_listing(r) for r in out)  # page 2 is held, not sent
+    assert [r.meta["page"] for r in spider.held_pages] == [2]
+    released: list[Request] = []
+    for n, req in enumerate(articles, start=1):
+        for o in spider.on_error(_failure_for(req, DownloadTimeoutError("slow"))):
+            if _is_listing(o):
+                released.append(o)
+                assert len(articles) - n <= 3, "released before the queue was down to half"
+    assert [r.meta["page"] for r in released] == [2] and not spider.held_pages
+    assert spider.queued_articles == 0
+    assert spider.crawler.stats.get_value("btt/discovery_pages_held") == 1
+    assert spider.crawler.stats.get_value("btt/queued_articles_max") == len(articles)
+
+
+def test_without_a_long_queue_the_next_listing_page_goes_at_once(tmp_path: Path) -> None:
+    spider = make_spider(tmp_path, mode="backfill", max_pages=None)
+    out = list(spider.parse_listing(listing_response(page=1)))
+    assert [r.meta["page"] for r in out if _is_listing(r)] == [2] and not spider.held_pages
