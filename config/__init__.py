@@ -156,6 +156,7 @@ class RunSettings(BaseModel):
 class WarehouseSettings(BaseModel):
     lock_timeout_seconds: float = Field(60, ge=0)
     lock_retry_interval_seconds: float = Field(1.0, gt=0)
+    writer_memory_limit: str = Field("256MB", pattern=r"^(\d+(\.\d+)?\s*(KB|MB|GB)|)$")
 
 
 class ExtractSettings(BaseModel):
@@ -202,7 +203,7 @@ class SearchSettings(BaseModel):
     # Re-sort the postings when more than this share was appended since the last sort.
     compact_unsorted_share: float = Field(0.15, gt=0, le=1)
     # DuckDB's memory while the index is updated after a run (it spills to disk above it).
-    index_memory_limit: str = Field("128MB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB)$")
+    index_memory_limit: str = Field("256MB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB)$")
 
 
 class MirrorSettings(BaseModel):

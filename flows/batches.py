@@ -96,8 +96,7 @@ def refresh_search_index(db_path: Path, settings: Settings) -> str:
 
     try:
         with writer(db_path, settings.warehouse) as con:
-            done = update_search_index(con, settings=settings.search,
-                                       memory_limit=settings.search.index_memory_limit)
+            done = update_search_index(con, settings=settings.search)
     except Exception as err:  # never lose a run over a derived index
         log.exception("search index not updated")
         return (f"search index NOT updated ({type(err).__name__}: {err}); "

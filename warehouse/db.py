@@ -316,9 +316,13 @@ def writer(
     path: str | Path, settings: WarehouseSettings | None = None
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A short-lived read-write connection: connect (bounded wait), migrate, yield,
-    checkpoint, close. Keep the ``with`` block to the load itself."""
+    checkpoint, close. Keep the ``with`` block to the load itself. DuckDB's memory is
+    capped by ``settings.writer_memory_limit`` (a checkpoint of a big warehouse otherwise
+    keeps ever more of it cached in this process)."""
     con = connect(path, **_lock_args(settings))
     try:
+        if settings is not None and settings.writer_memory_limit:
+            con.execute(f"SET memory_limit = '{settings.writer_memory_limit}'")
         migrate(con)
         yield con
         con.execute("checkpoint")

@@ -110,7 +110,7 @@ def update_search_index(
     rebuild: bool = False,
     settings: SearchSettings | None = None,
     compact_unsorted_share: float | None = None,
-    memory_limit: str | None = "3GB",
+    memory_limit: str | None = None,
 ) -> IndexUpdate:
     """Bring the index in line with ``articles``; call it after every committed load.
 
@@ -122,15 +122,19 @@ def update_search_index(
     (compaction). The BM25F weights of ``settings`` (``[search]``) and the mean field
     lengths are applied at index time: a new index or a compaction takes the settings,
     incremental updates keep the parameters the index has.
-    ``memory_limit`` caps DuckDB's memory while it works (a full build of 100k articles
-    would otherwise take most of the machine; DuckDB spills to disk instead); the
-    connection's own limit is restored afterwards.
+    ``memory_limit`` caps DuckDB's memory while it works (default: the setting
+    ``search.index_memory_limit``; uncapped, a full build of 100k articles took 3 GB, and
+    DuckDB spills to disk instead); the connection's own limit is restored afterwards.
     """
     if not index_exists(con):
         raise SearchIndexError(
             "the search index tables are missing: open the warehouse read-write once "
             "(any load, or `baotintuc search --rebuild`) so migration 010 applies"
         )
+    from config import SearchSettings
+
+    cfg = settings or SearchSettings()
+    memory_limit = memory_limit or cfg.index_memory_limit
     started = time.perf_counter()
     result = IndexUpdate()
     previous_limit = None
@@ -138,9 +142,6 @@ def update_search_index(
         row = con.execute("select current_setting('memory_limit')").fetchone()
         previous_limit = str(row[0]) if row else None
         con.execute(f"SET memory_limit = '{memory_limit}'")
-    from config import SearchSettings
-
-    cfg = settings or SearchSettings()
     share = cfg.compact_unsorted_share if compact_unsorted_share is None else (
         compact_unsorted_share)
     try:
