@@ -233,7 +233,7 @@ def register(sub: Any) -> None:
         help="fetch the archive back to --since: every listing page and the sitemaps, "
         "resumable, with a progress bar",
     )
-    _ingest_options(b)
+    _ingest_options(b, cap_default="none: a backfill fetches everything it finds")
     b.add_argument("--max-pages", type=positive, help="listing pages per category (no bound)")
     b.set_defaults(func=cmd_backfill)
 
@@ -247,11 +247,11 @@ def register(sub: Any) -> None:
     r.set_defaults(func=cmd_reextract)
 
 
-def _ingest_options(p: Any) -> None:
+def _ingest_options(p: Any, cap_default: str = "crawl.max_articles_per_run") -> None:
     p.add_argument("--base-url", help="fetch from this origin instead (stored URLs stay canonical)")
     p.add_argument("--db", help="DuckDB file (default: paths.db_path)")
     p.add_argument("--since", type=parse_since,
                    help="keep articles published on/after YYYY-MM-DD (Vietnam time)")
     p.add_argument("--categories", help="comma-separated category keys, slugs or ids")
     p.add_argument("--max-articles", type=non_negative,
-                   help="articles fetched at most (default crawl.max_articles_per_run; 0 = all)")
+                   help=f"articles fetched at most (default {cap_default}; 0 = all)")
