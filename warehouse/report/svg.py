@@ -55,6 +55,24 @@ def _legend(names: Sequence[str], x: float, y: float, width: float) -> tuple[lis
     return parts, cy + 14
 
 
+def _frame(
+    chart: str, title: str, width: int, height: int, legend: list[str], top_pad: float,
+    left: float, right: float, plot_h: float, top: float, percent: bool = False,
+) -> list[str]:
+    """The opening of a vertical chart: the ``<svg>`` element, its title, the legend and
+    the horizontal grid lines with their value labels."""
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" data-chart="{chart}" '
+             f'width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
+             f"<title>{escape(title)}</title>", *legend]
+    for t in _ticks(top):
+        y = top_pad + plot_h - plot_h * t / top
+        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" '
+                     'stroke="#ddd"/>'
+                     f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end" '
+                     f'style="{FONT}">{_fmt(t, percent)}</text>')
+    return parts
+
+
 def stacked_bars(
     chart: str,
     title: str,
@@ -74,15 +92,7 @@ def stacked_bars(
     top = _nice_max(max(totals, default=0))
     n = max(len(labels), 1)
     bw = plot_w / n
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" data-chart="{chart}" '
-             f'width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
-             f"<title>{escape(title)}</title>", *legend]
-    for t in _ticks(top):
-        y = top_pad + plot_h - plot_h * t / top
-        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" '
-                     'stroke="#ddd"/>'
-                     f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end" '
-                     f'style="{FONT}">{_fmt(t)}</text>')
+    parts = _frame(chart, title, width, height, legend, top_pad, left, right, plot_h, top)
     for i, label in enumerate(labels):
         x = left + i * bw
         y = top_pad + plot_h
@@ -125,15 +135,8 @@ def lines(
     top = _nice_max(max((v for s in names for v in series[s]), default=0))
     n = max(len(labels), 1)
     dx = plot_w / max(n - 1, 1)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" data-chart="{chart}" '
-             f'width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
-             f"<title>{escape(title)}</title>", *legend]
-    for t in _ticks(top):
-        y = top_pad + plot_h - plot_h * t / top
-        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" '
-                     'stroke="#ddd"/>'
-                     f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end" '
-                     f'style="{FONT}">{_fmt(t, percent)}</text>')
+    parts = _frame(chart, title, width, height, legend, top_pad, left, right, plot_h, top,
+                   percent)
     for k, s in enumerate(names):
         pts = " ".join(
             f"{left + i * dx:.1f},{top_pad + plot_h - plot_h * v / top:.1f}"
