@@ -151,6 +151,7 @@ class RunSettings(BaseModel):
     max_failure_share: float = Field(0.5, ge=0, le=1)
     min_fetches_for_failure_share: int = Field(10, ge=1)
     stop_grace_seconds: float = Field(5.0, gt=0, le=8)
+    parse_workers: int = Field(1, ge=0, le=64)
 
 
 class WarehouseSettings(BaseModel):

@@ -33,6 +33,7 @@ from crawler.request import CrawlRequest
 from flows.accounting import Accounting
 from flows.batches import SegmentLoader, refresh_search_index
 from flows.origin import OriginUnreachable, probe_origin
+from flows.parse_pool import SegmentParser
 from flows.progress import RunProgress
 from flows.scorecard import LayoutDriftAlarm, Scorecard
 from flows.spider import CrawlFailed, SpiderProcess, crawl_lock, read_jsonl
@@ -229,14 +230,17 @@ def crawl_and_load(req: CrawlRequest, loader: SegmentLoader,
     """Run the spider; load each segment as soon as it is closed. Returns its stats."""
     spider = SpiderProcess(req).start()
     done: set[str] = set()
-    with RunProgress(req.run_id) as progress:
+    with RunProgress(req.run_id) as progress, \
+            SegmentParser(settings.run.parse_workers, loader.since) as parser:
         try:
             while True:
                 running = spider.running
                 for seg in list_segments(req.archive_dir, req.archive_prefix):
                     if str(seg) not in done:
-                        loader.load(seg, req.run_id)
+                        parser.add(seg)
                         done.add(str(seg))
+                for seg, parsed in parser.ready():
+                    loader.load(seg, req.run_id, parsed)
                 progress.update(spider.progress(), loader.totals.loaded.stored_ids)
                 if not running:
                     break
@@ -246,7 +250,9 @@ def crawl_and_load(req: CrawlRequest, loader: SegmentLoader,
             spider.wait()
         # A spider that died leaves a .part: keep its complete pages.
         for seg in _pending_segments(req, done):
-            loader.load(seg, req.run_id)
+            parser.add(seg)
+        for seg, parsed in parser.drain():
+            loader.load(seg, req.run_id, parsed)
         stats = spider.stats()  # raises CrawlFailed if the spider did not finish
         progress.update(stats, loader.totals.loaded.stored_ids, final=True)
     return stats

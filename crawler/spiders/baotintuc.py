@@ -19,7 +19,7 @@ import logging
 import re
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -137,7 +137,9 @@ class ArticleState:
     urls: list[str]
     state: Literal["waiting", "fetching", "archived", "failed", "skipped"] = "waiting"
     tried: int = 0  # URLs requested so far
-    via: dict[str, str] = field(default_factory=dict)
+    # Where each URL not requested yet was found (None once there is none: a backfill keeps
+    # one of these per article of the archive, so an empty dict each would add up).
+    via: dict[str, str] | None = None
 
 
 class BaotintucSpider(scrapy.Spider):
@@ -259,7 +261,10 @@ class BaotintucSpider(scrapy.Spider):
                 self._inc("btt/alias_attempts")
                 logger.info("article %s: trying its other URL %s", aid, url)
             self._queued(+1)
-            yield self._article_request(aid, url, st.via.get(url, ""))
+            via = st.via.pop(url, "") if st.via else ""
+            if not st.via:
+                st.via = None
+            yield self._article_request(aid, url, via)
             return
         st.state = "failed"
 
@@ -354,7 +359,8 @@ class BaotintucSpider(scrapy.Spider):
             if canonical in st.urls:
                 return
             st.urls.append(canonical)
-            st.via[canonical] = via
+            if st.state in ("waiting", "fetching", "failed"):  # it may still be requested
+                st.via = {**(st.via or {}), canonical: via}
             self._inc("btt/alias_urls")
             yield Discovery(aid, canonical, via, "alias")
             if st.state == "failed":  # every earlier URL failed: this one is the last hope
@@ -372,7 +378,7 @@ class BaotintucSpider(scrapy.Spider):
         self._inc(f"btt/discovered_via/{via.split(':', 1)[0]}")
         yield Discovery(aid, canonical, via, outcome)
         if outcome != "request":
-            st.state = "skipped"
+            st.state, st.via = "skipped", None
             return
         if via != "recheck":
             self.requested += 1

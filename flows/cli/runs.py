@@ -67,6 +67,7 @@ def _interrupt_quietly(grace_s: float) -> None:
     """
 
     def handler(signum: int, frame: object) -> None:
+        from flows.parse_pool import stop_parse_workers
         from flows.spider import stop_active_crawls
 
         # os.write: the handler may run while sys.stderr is wrapped or mid-write.
@@ -75,6 +76,7 @@ def _interrupt_quietly(grace_s: float) -> None:
         if server is not None:
             server.terminate()
         stop_active_crawls(grace_s)
+        stop_parse_workers()
         if server is not None:
             try:
                 server.wait(timeout=2)
