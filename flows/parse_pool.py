@@ -4,14 +4,15 @@ Parsing is nearly all of the flow's work per page (measured on 4,000 mirror arti
 8.7 ms of CPU to parse a page, 0.8 ms to load it), and it is Python holding the GIL, so a
 thread would not help: with the spider fetching in its own process, a worker process is
 what puts the second core to work. ``run.parse_workers`` sets how many (0 parses in the
-flow's process, as before).
+flow's process, as before); they start only once the flow has fallen behind.
 
 Segments come back in the order they were given, so loading order (and the accounting of
 a run cut short) does not change. Workers are started with ``spawn`` (the flow's process
-has threads; forking it is unsafe) on the first segment, so a run that fetches nothing
-starts none. Their log records are relayed to this process's loggers, so a reject logged
-while parsing lands in the same log file as before. A worker that dies (killed, out of
-memory) is logged, and the segments it had are parsed here instead: nothing is lost.
+has threads; forking it is unsafe) when :data:`BACKLOG` segments wait, so a run that
+fetches little or slowly starts none. Their log records are relayed to this process's
+loggers, so a reject logged while parsing lands in the same log file as before. A worker
+that dies (killed, out of memory) is logged, and the segments it had are parsed here
+instead: nothing is lost.
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ from crawler.memory import release_free_memory
 from flows.transform import Parsed, parse_archive
 
 log = logging.getLogger(__name__)
+
+# Workers start when this many closed segments wait: a polite crawl of the live site
+# closes a segment every ``archive.segment_seconds`` and the flow parses it in a second or
+# two, so it never pays for a worker; a fast backfill (a mirror, a cache) soon does.
+BACKLOG = 2
 
 
 def _init_worker(queue: Any, level: int) -> None:
@@ -150,7 +156,7 @@ class SegmentParser:
 
     def _feed(self) -> None:
         """Hand queued segments to the workers, up to the in-flight bound."""
-        if self.workers <= 0:
+        if self.workers <= 0 or (self._pool is None and len(self._queued) < BACKLOG):
             return
         while self._queued and len(self._running) < self.workers + 1:
             pool = self._start()

@@ -93,12 +93,25 @@ def test_a_dead_worker_loses_no_segment(segments: list[Path],
     caplog.set_level(logging.WARNING)
     with SegmentParser(1, None) as parser:
         parser.add(segments[0])
-        workers = multiprocessing.active_children()  # the pool's, started by add()
+        parser.add(segments[1])  # a backlog: the worker starts
+        workers = multiprocessing.active_children()
         assert len(workers) == 1, workers
         workers[0].kill()
-        for seg in segments[1:]:
+        for seg in segments[2:]:
             parser.add(seg)
         got = list(parser.drain())
     assert [seg for seg, _ in got] == segments
     assert [_summary(p) for _, p in got] == _in_process(segments)
     assert any("a parse worker died" in r.getMessage() for r in caplog.records)
+
+
+def test_no_backlog_no_worker(segments: list[Path]) -> None:
+    """A flow that keeps up (a polite crawl: a segment now and then) parses them itself."""
+    with SegmentParser(1, None) as parser:
+        got = []
+        for seg in segments:
+            parser.add(seg)
+            got += parser.ready()
+            assert not multiprocessing.active_children()
+    assert [seg for seg, _ in got] == segments
+    assert [_summary(p) for _, p in got] == _in_process(segments)
