@@ -196,3 +196,16 @@ def test_every_cut_is_tolerated(tmp_path: Path, attempt: int) -> None:
         counts.append(len(got))
     assert counts == sorted(counts)  # never fewer pages from a longer prefix
     assert counts[-1] == 2
+
+
+def test_archives_are_read_with_isa_l_when_it_is_installed() -> None:
+    """warcio gunzips through ISA-L (several times zlib's speed; the cut tests above run
+    through it)."""
+    pytest.importorskip("isal", reason="python-isal is not installed")
+    from warcio.bufferedreaders import BufferedReader
+
+    from crawler.archive import _isal_gunzip
+
+    assert BufferedReader.DECOMPRESSORS["gzip"] is _isal_gunzip
+    data = gzip.compress(b"WARC/1.0\r\n" * 1000)
+    assert _isal_gunzip().decompress(data) == b"WARC/1.0\r\n" * 1000
