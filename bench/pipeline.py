@@ -13,9 +13,11 @@ For each size N (mirrors are built once and kept under ``--work``):
 2. ``baotintuc backfill`` ingests all of it into a fresh warehouse, against a Prefect
    server that is already up (the CLI reuses a long-lived local server; its start-up is
    measured once, apart). Measured: wall time, CPU time of the CLI and every process it
-   starts (rusage of waited children), cores used = CPU / wall, and the peak of the summed
-   resident memory of the CLI's process tree (sampled every 0.1 s), with each process's own
-   peak.
+   starts (rusage of waited children), cores used = CPU / wall (and, with the site's
+   server, how busy the machine was: the site shares the two cores), and the peak of the
+   summed resident memory of the CLI's process tree (sampled every 0.1 s), with each
+   process's own peak. Summed RSS counts the pages processes share (libraries, the spawned
+   parse worker's) once per process; the summed PSS, which splits them, is given too.
 3. Bare ``trafilatura.extract(html)`` over the same archived pages, in one process (up to
    ``--trafilatura-sample`` pages): pages/s. The ratio CLI articles/s ÷ trafilatura pages/s
    says whether the whole pipeline keeps pace with the extraction library alone.
@@ -62,6 +64,7 @@ class Measured:
     peaks_mb: dict[str, float] = field(default_factory=dict)
     stdout: str = ""
     stderr: str = ""
+    peak_tree_pss_mb: float = 0.0
 
     @property
     def cores(self) -> float:
@@ -84,7 +87,7 @@ def measure(name: str, cmd: list[str], env: dict[str, str], timeout: float = 720
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    peak = [0.0]
+    peak = [0.0, 0.0]  # summed RSS, summed PSS
     peaks: dict[str, float] = {}
     stop = threading.Event()
 
@@ -98,16 +101,19 @@ def measure(name: str, cmd: list[str], env: dict[str, str], timeout: float = 720
                 tree = [root, *root.children(recursive=True)]
             except psutil.Error:
                 return
-            total = 0.0
+            total = total_pss = 0.0
             for p in tree:
                 try:
-                    rss = p.memory_info().rss / 2**20
+                    mem = p.memory_full_info()
                     label = _label(p)
                 except psutil.Error:
                     continue
+                rss = mem.rss / 2**20
                 total += rss
+                total_pss += mem.pss / 2**20
                 peaks[label] = max(peaks.get(label, 0.0), rss)
             peak[0] = max(peak[0], total)
+            peak[1] = max(peak[1], total_pss)
             time.sleep(0.1)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -121,7 +127,8 @@ def measure(name: str, cmd: list[str], env: dict[str, str], timeout: float = 720
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return Measured(name, proc.returncode, wall, cpu, peak[0],
-                    {k: round(v, 1) for k, v in peaks.items()}, out, err)
+                    {k: round(v, 1) for k, v in peaks.items()}, out, err,
+                    peak_tree_pss_mb=peak[1])
 
 
 class PrefectServer:
@@ -212,6 +219,12 @@ class Mirror:
         self.base_url = m.group(0)
         return self
 
+    def cpu_s(self) -> float:
+        """CPU seconds the site's server has used so far."""
+        assert self.proc is not None
+        t = psutil.Process(self.proc.pid).cpu_times()
+        return t.user + t.system
+
     def __exit__(self, *exc: object) -> None:
         if self.proc is not None:
             self.proc.terminate()
@@ -266,8 +279,10 @@ def run_size(work: Path, n: int, api: str, sample: int) -> dict[str, Any]:
     root.mkdir(parents=True)
     db = root / "bench.duckdb"
     with mirror:
+        site = mirror.cpu_s()
         m = measure(f"ingest-{n}", [str(BTT), "backfill", "--base-url", mirror.base_url,
                                     "--db", str(db)], cli_env(root, api))
+        site = mirror.cpu_s() - site
     if m.returncode != 0:
         raise RuntimeError(f"ingest of {n} failed: {m.stderr[-2000:]}")
     stored = _stored(root, db)
@@ -276,7 +291,10 @@ def run_size(work: Path, n: int, api: str, sample: int) -> dict[str, Any]:
     result = {
         "articles": n, "mirror_build_s": round(build_s, 1), "stored": stored["articles"],
         "wall_s": round(m.wall_s, 1), "cpu_s": round(m.cpu_s, 1), "cores": round(m.cores, 2),
+        "site_cpu_s": round(site, 1),
+        "machine_cores": round((m.cpu_s + site) / m.wall_s, 2),
         "peak_tree_mb": round(m.peak_tree_mb), "peaks_mb": m.peaks_mb,
+        "peak_tree_pss_mb": round(m.peak_tree_pss_mb),
         "articles_per_s": round(rate, 1),
         "trafilatura_pages_per_s": round(traf["pages_per_s"], 1),
         "trafilatura_sample": traf["pages"],
@@ -329,16 +347,16 @@ def table(results: dict[str, Any]) -> str:
     sizes = results["sizes"]
     base = sizes[0]["peak_tree_mb"] if sizes else 0
     lines = [
-        "| articles | wall | articles/s | bare trafilatura pages/s | ratio | cores | "
-        "peak RSS, all processes | vs smallest |",
+        "| articles | wall | articles/s | bare trafilatura pages/s | ratio | cores "
+        "(with the site) | peak RSS, all processes (PSS) | vs smallest |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in sizes:
         lines.append(
             f"| {r['articles']:,} | {r['wall_s']:.0f} s | {r['articles_per_s']:.1f} | "
             f"{r['trafilatura_pages_per_s']:.1f} | **{r['ratio_vs_trafilatura']:.2f}×** | "
-            f"{r['cores']:.2f} | {r['peak_tree_mb']} MB | "
-            f"{r['peak_tree_mb'] / base:.2f} |"
+            f"{r['cores']:.2f} ({r.get('machine_cores', 0):.2f}) | {r['peak_tree_mb']} MB "
+            f"({r.get('peak_tree_pss_mb', 0)} MB) | {r['peak_tree_mb'] / base:.2f} |"
         )
     s = results.get("server", {})
     if s:

@@ -92,7 +92,7 @@ class SegmentParser:
 
     :meth:`add` queues a segment; :meth:`ready` yields ``(segment, parsed)`` for the
     segments at the head of the queue whose parse is done (without waiting);
-    :meth:`drain` yields the rest, waiting. At most ``workers + 1`` segments are being
+    :meth:`drain` yields the rest, waiting. At most ``workers + 2`` segments are being
     parsed or waiting to be loaded at a time, so memory does not grow with a backlog.
     """
 
@@ -100,7 +100,8 @@ class SegmentParser:
         self.workers = workers
         self.since = since
         self._queued: deque[Path] = deque()
-        self._running: deque[tuple[Path, Future[Parsed]]] = deque()
+        # Being parsed (a worker's future) or parsed here and waiting for its turn.
+        self._running: deque[tuple[Path, Future[Parsed] | Parsed]] = deque()
         self._pool: ProcessPoolExecutor | None = None
         self._listener: logging.handlers.QueueListener | None = None
 
@@ -125,32 +126,44 @@ class SegmentParser:
         self._feed()
 
     def ready(self) -> Iterator[tuple[Path, Parsed]]:
-        """The parsed segments at the head of the queue, in order, without waiting."""
+        """The parsed segments at the head of the queue, in order, without waiting for the
+        workers. When they are all busy and more segments wait, this process parses the
+        next one meanwhile (it would sit idle otherwise: a whole second worker for the
+        backlog would cost more memory)."""
         while True:
-            if self._running and self._running[0][1].done():
+            if self._running and self._is_done(self._running[0][1]):
                 yield self._take()
-            elif self._pool is None and self._queued and not self._running:
+            elif self._queued and self._pool is None and not self._running:
                 segment = self._queued.popleft()  # no workers: parse here, now
                 yield segment, _parse(str(segment), self.since)
+            elif self._queued and self._pool is not None and (
+                    len(self._running) <= self.workers + 1):
+                segment = self._queued.popleft()
+                self._running.append((segment, _parse(str(segment), self.since)))
             else:
                 return
 
     def drain(self) -> Iterator[tuple[Path, Parsed]]:
         """Every queued segment, parsed, in order (waits for the workers)."""
         while self._running or self._queued:
+            yield from self.ready()
             if self._running:
                 yield self._take()
-            else:
-                segment = self._queued.popleft()
-                yield segment, _parse(str(segment), self.since)
+
+    @staticmethod
+    def _is_done(item: Future[Parsed] | Parsed) -> bool:
+        return isinstance(item, Parsed) or item.done()
 
     def _take(self) -> tuple[Path, Parsed]:
-        segment, future = self._running.popleft()
-        try:
-            parsed = future.result()
-        except BrokenProcessPool:
-            self._broken()
-            parsed = _parse(str(segment), self.since)
+        segment, item = self._running.popleft()
+        if isinstance(item, Parsed):
+            parsed = item
+        else:
+            try:
+                parsed = item.result()
+            except BrokenProcessPool:
+                self._broken()
+                parsed = _parse(str(segment), self.since)
         self._feed()
         return segment, parsed
 
@@ -187,7 +200,7 @@ class SegmentParser:
         log.warning("a parse worker died; parsing the rest of this run in the flow's "
                     "process")
         requeue = [segment for segment, _ in self._running]
-        self._running.clear()
+        self._running.clear()  # (a result parsed here is parsed again: rare, harmless)
         self._queued.extendleft(reversed(requeue))
         self.workers = 0
         self.close()

@@ -72,8 +72,9 @@ def test_workers_parse_as_the_flow_does_in_order_and_relay_their_logs(
             got += parser.ready()  # never waits
             time.sleep(0.05)
     rejects = [r for r in caplog.records if r.getMessage().startswith("reject ")]
-    assert len(rejects) == len(segments)  # relayed from the worker
-    assert {r.process for r in rejects} == {rejects[0].process} != {os.getpid()}
+    assert len(rejects) == len(segments)  # the worker's are relayed here
+    # The worker parsed some; while it was busy (starting) this process parsed the third.
+    assert len({r.process for r in rejects}) == 2 and os.getpid() in {r.process for r in rejects}
     assert [seg for seg, _ in got] == segments
     assert [_summary(p) for _, p in got] == _in_process(segments)
     assert all(len(p.articles) == 5 and len(p.rejects) == 1 for _, p in got)
