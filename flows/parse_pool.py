@@ -104,6 +104,7 @@ class SegmentParser:
         self._running: deque[tuple[Path, Future[Parsed] | Parsed]] = deque()
         self._pool: ProcessPoolExecutor | None = None
         self._listener: logging.handlers.QueueListener | None = None
+        self._help = False  # whether this process parses too (see ready)
 
     def __enter__(self) -> SegmentParser:
         return self
@@ -127,16 +128,17 @@ class SegmentParser:
 
     def ready(self) -> Iterator[tuple[Path, Parsed]]:
         """The parsed segments at the head of the queue, in order, without waiting for the
-        workers. When they are all busy and more segments wait, this process parses the
-        next one meanwhile (it would sit idle otherwise: a whole second worker for the
-        backlog would cost more memory)."""
+        workers. After :meth:`drain` was called (the crawl is over), when the workers are
+        all busy and more segments wait, this process parses the next one meanwhile (it
+        would sit idle otherwise; a second worker for the backlog would cost more memory,
+        and during the crawl the spider needs the core)."""
         while True:
             if self._running and self._is_done(self._running[0][1]):
                 yield self._take()
             elif self._queued and self._pool is None and not self._running:
                 segment = self._queued.popleft()  # no workers: parse here, now
                 yield segment, _parse(str(segment), self.since)
-            elif self._queued and self._pool is not None and (
+            elif self._queued and self._pool is not None and self._help and (
                     len(self._running) <= self.workers + 1):
                 segment = self._queued.popleft()
                 self._running.append((segment, _parse(str(segment), self.since)))
@@ -145,6 +147,7 @@ class SegmentParser:
 
     def drain(self) -> Iterator[tuple[Path, Parsed]]:
         """Every queued segment, parsed, in order (waits for the workers)."""
+        self._help = True
         while self._running or self._queued:
             yield from self.ready()
             if self._running:

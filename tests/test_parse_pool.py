@@ -59,6 +59,10 @@ def _in_process(segments: list[Path]) -> list[tuple[Any, ...]]:
     return [_summary(parse_archive(str(s))) for s in segments]
 
 
+def _rejects(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.getMessage().startswith("reject ")]
+
+
 def test_workers_parse_as_the_flow_does_in_order_and_relay_their_logs(
     segments: list[Path], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -69,15 +73,28 @@ def test_workers_parse_as_the_flow_does_in_order_and_relay_their_logs(
             parser.add(seg)
         deadline = time.monotonic() + 60
         while len(got) < len(segments) and time.monotonic() < deadline:
-            got += parser.ready()  # never waits
+            got += parser.ready()  # never waits, never parses here (the crawl goes on)
             time.sleep(0.05)
-    rejects = [r for r in caplog.records if r.getMessage().startswith("reject ")]
-    assert len(rejects) == len(segments)  # the worker's are relayed here
-    # The worker parsed some; while it was busy (starting) this process parsed the third.
-    assert len({r.process for r in rejects}) == 2 and os.getpid() in {r.process for r in rejects}
+    rejects = _rejects(caplog)
+    assert len(rejects) == len(segments)  # the worker's records, relayed here
+    assert len({r.process for r in rejects}) == 1 and rejects[0].process != os.getpid()
     assert [seg for seg, _ in got] == segments
     assert [_summary(p) for _, p in got] == _in_process(segments)
     assert all(len(p.articles) == 5 and len(p.rejects) == 1 for _, p in got)
+
+
+def test_after_the_crawl_this_process_parses_too(
+    segments: list[Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    with SegmentParser(1, None) as parser:
+        for seg in segments:
+            parser.add(seg)
+        got = list(parser.drain())  # the worker is still starting: this process helps
+    processes = {r.process for r in _rejects(caplog)}
+    assert len(processes) == 2 and os.getpid() in processes
+    assert [seg for seg, _ in got] == segments
+    assert [_summary(p) for _, p in got] == _in_process(segments)
 
 
 def test_no_workers_parses_here(segments: list[Path]) -> None:
