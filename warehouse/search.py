@@ -252,15 +252,24 @@ def _update(
                     "body_len from _fresh)", "")
                 params.save(con)
             added = _index_chunk(con, first, first + INDEX_CHUNK_DOCS, params)
+            if not (was_empty and first == 0):
+                unsorted += added
+                # Committed with the chunk: a re-sort that fails later is then due again.
+                _set_meta(con, "unsorted_rows", unsorted)
         result.postings += added
-        if not (was_empty and first == 0):
-            unsorted += added
     with transaction(con):
         con.execute("drop table if exists _stale")
         con.execute("drop table if exists _todo")
         total = _count(con, "select count(*) from search_postings")
         if unsorted and unsorted > compact_share * total:
-            _compact(con, Bm25Params.from_settings(cfg))
+            row = con.execute("select current_setting('memory_limit')").fetchone()
+            # A sort spills well: a lower cap costs no time (measured at 100k articles).
+            con.execute(f"SET memory_limit = '{cfg.compact_memory_limit}'")
+            try:
+                _compact(con, Bm25Params.from_settings(cfg))
+            finally:
+                if row:
+                    con.execute(f"SET memory_limit = '{row[0]}'")
             unsorted = 0
             result.compacted = True
         _set_meta(con, "unsorted_rows", unsorted)

@@ -266,6 +266,33 @@ def test_compaction_keeps_postings_sorted_by_term(
         assert match_ids(con, "tham ô") == before
 
 
+def test_compaction_runs_under_its_own_memory_cap(
+    warehouse: dict[str, Path], tmp_path: Path
+) -> None:
+    """``search.compact_memory_limit`` caps the re-sort (not the index cap): a cap too small
+    for it fails the re-sort (its transaction rolls back; the committed chunks stay, and
+    the re-sort is due again), the connection gets its own limit back, and the next update
+    re-sorts under a workable cap."""
+    from config import SearchSettings
+
+    db = writable_copy(warehouse, tmp_path)
+    with duckdb.connect(str(db)) as con:
+        con.execute("SET memory_limit = '1GB'")
+        limit = con.execute("select current_setting('memory_limit')").fetchone()
+        con.execute("update articles set content_hash = content_hash || 'x' "
+                    "where article_id in (select article_id from articles limit 100)")
+        tiny = SearchSettings(compact_memory_limit="1MB")
+        with pytest.raises(duckdb.OutOfMemoryException):
+            update_search_index(con, compact_unsorted_share=0.01, settings=tiny)
+        after = con.execute("select current_setting('memory_limit')").fetchone()
+        # (restored from DuckDB's printed value, which rounds to 0.1 MiB)
+        assert after and limit and after[0].split()[1] == limit[0].split()[1]
+        assert abs(float(after[0].split()[0]) - float(limit[0].split()[0])) <= 0.2
+        done = update_search_index(con, compact_unsorted_share=0.01,
+                                   settings=SearchSettings(compact_memory_limit="64MB"))
+        assert done.compacted
+
+
 def test_missing_index_is_one_line_naming_the_fix(
     warehouse: dict[str, Path], tmp_path: Path
 ) -> None:
