@@ -23,7 +23,8 @@ import logging
 import math
 import time
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -134,25 +135,29 @@ def update_search_index(
     from config import SearchSettings
 
     cfg = settings or SearchSettings()
-    memory_limit = memory_limit or cfg.index_memory_limit
     started = time.perf_counter()
     result = IndexUpdate()
-    previous_limit = None
-    if memory_limit:
-        row = con.execute("select current_setting('memory_limit')").fetchone()
-        previous_limit = str(row[0]) if row else None
-        con.execute(f"SET memory_limit = '{memory_limit}'")
     share = cfg.compact_unsorted_share if compact_unsorted_share is None else (
         compact_unsorted_share)
-    try:
+    with _memory_limit(con, memory_limit or cfg.index_memory_limit):
         _update(con, result, rebuild, share, cfg)
-    finally:
-        if previous_limit:
-            con.execute(f"SET memory_limit = '{previous_limit}'")
     result.seconds = time.perf_counter() - started
     if result.added or result.removed:
         logger.info("%s", result)
     return result
+
+
+@contextmanager
+def _memory_limit(con: duckdb.DuckDBPyConnection, limit: str) -> Iterator[None]:
+    """DuckDB's memory capped at ``limit`` inside the block; the connection's own limit
+    afterwards."""
+    row = con.execute("select current_setting('memory_limit')").fetchone()
+    con.execute(f"SET memory_limit = '{limit}'")
+    try:
+        yield
+    finally:
+        if row:
+            con.execute(f"SET memory_limit = '{row[0]}'")
 
 
 @dataclass(slots=True)
@@ -262,14 +267,9 @@ def _update(
         con.execute("drop table if exists _todo")
         total = _count(con, "select count(*) from search_postings")
         if unsorted and unsorted > compact_share * total:
-            row = con.execute("select current_setting('memory_limit')").fetchone()
             # A sort spills well: a lower cap costs no time (measured at 100k articles).
-            con.execute(f"SET memory_limit = '{cfg.compact_memory_limit}'")
-            try:
+            with _memory_limit(con, cfg.compact_memory_limit):
                 _compact(con, Bm25Params.from_settings(cfg))
-            finally:
-                if row:
-                    con.execute(f"SET memory_limit = '{row[0]}'")
             unsorted = 0
             result.compacted = True
         _set_meta(con, "unsorted_rows", unsorted)
