@@ -26,7 +26,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import date
 from pathlib import Path
@@ -164,7 +164,7 @@ class SegmentParser:
         else:
             try:
                 parsed = item.result()
-            except BrokenProcessPool:
+            except (BrokenProcessPool, CancelledError):  # (cancelled: by _broken's close)
                 self._broken()
                 parsed = _parse(str(segment), self.since)
         self._feed()
@@ -176,8 +176,6 @@ class SegmentParser:
             return
         while self._queued and len(self._running) < self.workers + 1:
             pool = self._start()
-            if pool is None:
-                return
             segment = self._queued[0]
             try:
                 future = pool.submit(_parse, str(segment), self.since)
@@ -187,8 +185,8 @@ class SegmentParser:
             self._queued.popleft()
             self._running.append((segment, future))
 
-    def _start(self) -> ProcessPoolExecutor | None:
-        if self._pool is None and self.workers > 0:
+    def _start(self) -> ProcessPoolExecutor:
+        if self._pool is None:
             context = multiprocessing.get_context("spawn")
             queue = context.Queue()
             self._listener = logging.handlers.QueueListener(queue, _Relay())
@@ -199,14 +197,14 @@ class SegmentParser:
         return self._pool
 
     def _broken(self) -> None:
-        """A worker died: parse the rest here (the segments in flight are re-parsed)."""
-        log.warning("a parse worker died; parsing the rest of this run in the flow's "
-                    "process")
-        requeue = [segment for segment, _ in self._running]
-        self._running.clear()  # (a result parsed here is parsed again: rare, harmless)
-        self._queued.extendleft(reversed(requeue))
-        self.workers = 0
-        self.close()
+        """A worker died: parse the rest here. Every future of the broken pool raises
+        ``BrokenProcessPool``, so :meth:`_take` parses those segments here in their turn,
+        and the results already parsed here keep theirs."""
+        if self.workers:
+            log.warning("a parse worker died; parsing the rest of this run in the flow's "
+                        "process")
+            self.workers = 0
+            self.close()
 
 
 __all__ = ["SegmentParser", "stop_parse_workers"]
