@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import gzip
 import sys
+import weakref
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -140,6 +142,22 @@ def test_listing_gives_main_and_top_items_once(tmp_path: Path) -> None:
     # The same page again (another category listing the same articles): nothing new.
     again = [r for r in spider.parse_listing(listing_response()) if isinstance(r, Request)]
     assert all(r.meta["stage"] == "listing" for r in again) and len(again) <= 1
+
+
+def test_listing_page_is_freed_when_its_callback_ends(tmp_path: Path) -> None:
+    """The page and its parsed tree die with the callback (reference counting), not at
+    some later pass of the cycle collector: at the end of a fast backfill listing pages
+    arrive eight at a time, and trees left to the collector piled up (+80 MB at 100k)."""
+    spider = make_spider(tmp_path, max_pages=3)
+    response = listing_response()
+    alive = weakref.ref(response)
+    gc.disable()
+    try:
+        out = list(spider.parse_listing(response))
+        del response
+        assert len(out) > 20 and alive() is None
+    finally:
+        gc.enable()
 
 
 def test_listing_next_page(tmp_path: Path) -> None:
