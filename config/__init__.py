@@ -157,7 +157,7 @@ class RunSettings(BaseModel):
 class WarehouseSettings(BaseModel):
     lock_timeout_seconds: float = Field(60, ge=0)
     lock_retry_interval_seconds: float = Field(1.0, gt=0)
-    writer_memory_limit: str = Field("256MB", pattern=r"^(\d+(\.\d+)?\s*(KB|MB|GB)|)$")
+    writer_memory_limit: str = Field("64MB", pattern=r"^(\d+(\.\d+)?\s*(KB|MB|GB)|)$")
 
 
 class ExtractSettings(BaseModel):

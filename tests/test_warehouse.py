@@ -20,6 +20,9 @@ import pytest
 
 from baotintuc.model import Article, Failure, ImageRecord
 from baotintuc.site import ALL_CATEGORIES
+from config import Settings, load_settings
+from flows.batches import SegmentLoader
+from flows.transform import Parsed
 from warehouse.db import (
     WarehouseLocked,
     connect,
@@ -504,3 +507,54 @@ def test_connect_gives_up_with_a_clear_error(db: Path, holder: subprocess.Popen[
     assert f"PID {holder.pid}" in text
     assert "waiting 0.5s" in text or "waiting 0.6s" in text
     assert "lock_timeout_seconds" in text
+
+
+def _capped(limit: str) -> Settings:
+    base = load_settings()
+    return base.model_copy(update={
+        "warehouse": base.warehouse.model_copy(update={"writer_memory_limit": limit}),
+    })
+
+
+def test_a_load_over_the_writer_memory_cap_is_done_again_without_it(
+    db: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A segment that needs more than ``warehouse.writer_memory_limit`` is rolled back and
+    loaded again uncapped, with a warning: a low cap bounds the usual peak, never a run."""
+    arts = [art(parsed(f"2024050110000{i:04d}", title=f"Bài {i}")) for i in range(30)]
+    loader = SegmentLoader(db, _capped("1MB"), since=None, flow_run_id=None)
+    with caplog.at_level(logging.WARNING, logger="flows.batches"):
+        result = loader.load(Path("seg-00001.warc.gz"), "r1",
+                             parsed=Parsed(articles=arts, pages=len(arts)))
+    assert (result.new, result.written) == (30, 30)
+    assert any("writer_memory_limit = 1MB" in r.getMessage() for r in caplog.records)
+    with reader(db) as c:
+        assert table(c, "select count(*) from articles") == [(30,)]
+        assert table(c, "select path, pages from archive_segments") == [("seg-00001.warc.gz", 30)]
+    # Under a cap it fits in, the same segment again is one quiet, capped pass.
+    caplog.clear()
+    again = SegmentLoader(db, _capped("64MB"), since=None, flow_run_id=None)
+    with caplog.at_level(logging.WARNING, logger="flows.batches"):
+        assert again.load(Path("seg-00001.warc.gz"), "r1",
+                          parsed=Parsed(articles=arts, pages=len(arts))).unchanged == 30
+    assert not caplog.records
+
+
+def test_a_checkpoint_over_the_writer_memory_cap_is_done_again_without_it(
+    db: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A checkpoint out of memory is fatal to DuckDB's instance; the committed rows are in
+    its write-ahead log, and the writer opens the file again uncapped to checkpoint them."""
+    with writer(db):
+        pass
+    with caplog.at_level(logging.WARNING, logger="warehouse.db"), \
+            writer(db, _capped("2MB").warehouse) as c:
+        # A write that fits (made uncapped here) whose checkpoint does not.
+        c.execute("reset memory_limit")
+        c.execute("create table big (i bigint primary key, s varchar)")
+        c.execute("insert into big select range, repeat('x', 200) || range from range(1000)")
+        c.execute("set memory_limit = '2MB'")
+    assert any("checkpoint of" in r.getMessage() for r in caplog.records)
+    with reader(db) as c:
+        assert table(c, "select count(*) from big") == [(1000,)]
+    assert (db.parent / (db.name + ".wal")).exists() is False

@@ -32,6 +32,7 @@ VIEWS_DIR = Path(__file__).with_name("views")
 SITE_TIMEZONE = "Asia/Ho_Chi_Minh"
 
 _LOCK_RE = re.compile(r"Conflicting lock is held in (?P<holder>.*?) \(PID (?P<pid>\d+)\)")
+_OUT_OF_MEMORY_RE = re.compile(r"Out of Memory|(could not|failed to) allocate", re.IGNORECASE)
 _MIGRATION_RE = re.compile(r"^(?P<version>\d{3,})_(?P<name>[a-z0-9_]+)\.sql$")
 
 
@@ -311,21 +312,48 @@ def seed_categories(con: duckdb.DuckDBPyConnection) -> int:
     return len(missing)
 
 
+def is_out_of_memory(err: BaseException) -> bool:
+    """DuckDB ran out of the memory it was allowed (at a commit it says so in a
+    ``TransactionException``)."""
+    return isinstance(err, duckdb.OutOfMemoryException) or (
+        isinstance(err, duckdb.Error) and _OUT_OF_MEMORY_RE.search(str(err)) is not None
+    )
+
+
 @contextmanager
 def writer(
-    path: str | Path, settings: WarehouseSettings | None = None
+    path: str | Path, settings: WarehouseSettings | None = None, *, capped: bool = True
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A short-lived read-write connection: connect (bounded wait), migrate, yield,
-    checkpoint, close. Keep the ``with`` block to the load itself. DuckDB's memory is
-    capped by ``settings.writer_memory_limit`` (a checkpoint of a big warehouse otherwise
-    keeps ever more of it cached in this process)."""
+    checkpoint, close. Keep the ``with`` block to the load itself.
+
+    DuckDB's memory is capped by ``settings.writer_memory_limit`` unless ``capped`` is
+    false: uncapped, a checkpoint of a big warehouse takes whatever it can (a load at
+    65k articles peaked 270 MB above the process's own size at 256 MB, 100 MB at 64 MB).
+    A load that needs more than the cap is the caller's to repeat uncapped
+    (:class:`flows.batches.SegmentLoader`). A checkpoint that does is a fatal error that
+    invalidates DuckDB's instance; what was committed is in the write-ahead log, so the
+    file is opened again without the cap (replaying the log) and checkpointed, with a
+    warning.
+    """
     con = connect(path, **_lock_args(settings))
     try:
-        if settings is not None and settings.writer_memory_limit:
-            con.execute(f"SET memory_limit = '{settings.writer_memory_limit}'")
+        limit = settings.writer_memory_limit if settings is not None and capped else ""
+        if limit:
+            con.execute(f"SET memory_limit = '{limit}'")
         migrate(con)
         yield con
-        con.execute("checkpoint")
+        try:
+            con.execute("checkpoint")
+        except duckdb.Error as err:
+            if not (limit and is_out_of_memory(err)):
+                raise
+            logger.warning("checkpoint of %s needed more than warehouse.writer_memory_limit "
+                           "= %s (%s): done again without the cap", path, limit,
+                           str(err).splitlines()[0])
+            con.close()
+            con = connect(path, **_lock_args(settings))
+            con.execute("checkpoint")
     finally:
         con.close()
 
@@ -358,6 +386,7 @@ __all__ = [
     "transaction",
     "WarehouseLocked",
     "connect",
+    "is_out_of_memory",
     "migrate",
     "migration_files",
     "reader",
