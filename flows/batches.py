@@ -12,16 +12,14 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 from pathlib import Path
 
-import duckdb
-
-from baotintuc.model import Article, Failure
 from config import Settings
 from crawler.memory import release_free_memory
 from flows.accounting import Accounting
 from flows.transform import Gate, Parsed, parse_archive
-from warehouse.db import is_out_of_memory, writer
+from warehouse.db import write
 from warehouse.load import LoadResult, load_batch
 
 log = logging.getLogger(__name__)
@@ -57,28 +55,17 @@ class SegmentLoader:
     def __post_init__(self) -> None:
         self.gate = Gate(self.settings.quality)
 
-    def _write(self, path: Path, run_id: str, pages: int, kept: list[Article],
-               failures: list[Failure], *, capped: bool) -> LoadResult:
-        with writer(self.db_path, self.settings.warehouse, capped=capped) as con:
-            return load_batch(con, run_id, kept, failures, flow_run_id=self.flow_run_id,
-                              protect_fields=True, segments=[(str(path), pages)])
-
     def load(self, path: Path, run_id: str, parsed: Parsed | None = None) -> LoadResult:
         """Transform one segment (unless ``parsed`` is given) and load it as one batch."""
         if parsed is None:
             parsed = parse_archive(str(path), self.since)
         kept, held = self.gate.apply(parsed.articles)
         failures = [*parsed.rejects, *held]
-        try:
-            result = self._write(path, run_id, parsed.pages, kept, failures, capped=True)
-        except duckdb.Error as err:
-            if not is_out_of_memory(err):
-                raise
-            # The batch was rolled back: nothing of it is stored yet.
-            log.warning("segment %s needed more memory than warehouse.writer_memory_limit "
-                        "= %s (%s): loaded again without the cap; raise the limit if this "
-                        "repeats", path.name, self.settings.warehouse.writer_memory_limit, err)
-            result = self._write(path, run_id, parsed.pages, kept, failures, capped=False)
+        batch = partial(load_batch, run_id=run_id, articles=kept, failures=failures,
+                        flow_run_id=self.flow_run_id, protect_fields=True,
+                        segments=[(str(path), parsed.pages)])
+        result = write(self.db_path, self.settings.warehouse, batch, what=f"segment {path.name}")
+        del batch
         t = self.totals
         t.segments += 1
         t.pages += parsed.pages
@@ -109,8 +96,9 @@ def refresh_search_index(db_path: Path, settings: Settings) -> str:
     from warehouse.search import update_search_index
 
     try:
-        with writer(db_path, settings.warehouse) as con:
-            done = update_search_index(con, settings=settings.search)
+        done = write(db_path, settings.warehouse,
+                     lambda con: update_search_index(con, settings=settings.search),
+                     what="the search index update")
     except Exception as err:  # never lose a run over a derived index
         log.exception("search index not updated")
         return (f"search index NOT updated ({type(err).__name__}: {err}); "

@@ -17,9 +17,11 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import duckdb
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -37,7 +39,7 @@ from flows.parse_pool import SegmentParser
 from flows.progress import RunProgress
 from flows.scorecard import LayoutDriftAlarm, Scorecard
 from flows.spider import CrawlFailed, SpiderProcess, crawl_lock, read_jsonl
-from warehouse.db import check_readable, reader, writer
+from warehouse.db import check_readable, reader, write
 from warehouse.load import (
     KnownArticle,
     finish_run,
@@ -206,16 +208,24 @@ def resume_interrupted(db_path: Path, settings: Settings, since: date | None,
             acc.add_discoveries(read_jsonl(req.run_dir / "discovered.jsonl"))
             failures = [Failure.from_json(f) for f in read_jsonl(req.run_dir / "failures.jsonl")]
             failures += acc.print_only_failures()
-            with writer(db_path, settings.warehouse) as con:
+
+            def books(con: duckdb.DuckDBPyConnection, run_id: str = run_id,
+                      req: CrawlRequest = req, acc: Accounting = acc,
+                      failures: list[Failure] = failures) -> dict[str, Any]:
                 replace_failures(con, run_id, failures, flow_run_id=flow_run_id)
                 record_urls(con, run_id, req.run_dir / "discovered.jsonl")
                 # What it loaded before it died and what was loaded for it just now.
-                counts = {"discovered": acc.discovered, **run_article_counts(con, run_id)}
+                return {"discovered": acc.discovered, **run_article_counts(con, run_id)}
+
+            counts = write(db_path, settings.warehouse, books,
+                           what=f"the bookkeeping of interrupted run {run_id}")
             pages += loader.totals.pages
         else:
             message += " (its request file is gone: nothing to load)"
-        with writer(db_path, settings.warehouse) as con:
-            finish_run(con, run_id, status="interrupted", message=message, **counts)
+        write(db_path, settings.warehouse,
+              partial(finish_run, run_id=run_id, status="interrupted", message=message,
+                      **counts),
+              what=f"the end of interrupted run {run_id}")
         log.warning("run %s was interrupted; %d of its pages loaded now", run_id,
                     loader.totals.pages)
     return pages
@@ -340,9 +350,11 @@ def ingest(
     loader = SegmentLoader(db, settings, since, flow_run_id, accounting)
     with crawl_lock(db, settings.crawl.busy_wait_seconds):
         summary.resumed = resume_interrupted(db, settings, since, flow_run_id, run_id)
-        with writer(db, settings.warehouse) as con:
-            start_run(con, run_id, flow_run_id=flow_run_id, base_url=req.base_url, mode=mode,
-                      params=_params(req), archive_prefix=req.archive_prefix, started_at=started)
+        write(db, settings.warehouse,
+              partial(start_run, run_id=run_id, flow_run_id=flow_run_id, base_url=req.base_url,
+                      mode=mode, params=_params(req), archive_prefix=req.archive_prefix,
+                      started_at=started),
+              what=f"the start of run {run_id}")
         _, summary.rechecked = plan(db, settings, req)
         try:
             stats = crawl_and_load(req, loader, settings)
@@ -445,7 +457,8 @@ def _close_books(
         status, message = verdict(stats, accounting, failures, s, card, settings)
     s.status, s.message = status, message or ""
     s.finished_at = datetime.now(UTC).isoformat()
-    with writer(db, settings.warehouse) as con:
+
+    def books(con: duckdb.DuckDBPyConnection) -> None:
         replace_failures(con, req.run_id, [*failures, *lost], flow_run_id=loader.flow_run_id)
         record_urls(con, req.run_id, discovered)
         finish_run(
@@ -462,6 +475,8 @@ def _close_books(
                    "discovered_via": s.discovered_via, "cut_fields": dict(t.cut),
                    "future_dated": s.future_dated, "spider": stats},
         )
+
+    write(db, settings.warehouse, books, what=f"the bookkeeping of run {req.run_id}")
     return status, message or ""
 
 

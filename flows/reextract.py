@@ -19,6 +19,7 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from crawler.archive import iter_pages
 from flows.batches import SegmentLoader, refresh_search_index
 from flows.scorecard import LayoutDriftAlarm
 from flows.transform import Parsed, parse_pages
-from warehouse.db import check_readable, reader, writer
+from warehouse.db import check_readable, reader, write
 from warehouse.load import finish_run, start_run
 
 log = logging.getLogger(__name__)
@@ -123,9 +124,10 @@ def reextract(db_path: str | None = None, since: date | None = None,
     summary.newest = sum(len(v) for v in wanted.values())
     flow_run_id = str(flow_run.get_id() or "") or None
     loader = SegmentLoader(db, settings, since, flow_run_id)
-    with writer(db, settings.warehouse) as con:
-        start_run(con, run_id, flow_run_id=flow_run_id, base_url="warc-archive",
-                  mode="reextract", params={"since": since.isoformat() if since else None})
+    write(db, settings.warehouse,
+          partial(start_run, run_id=run_id, flow_run_id=flow_run_id, base_url="warc-archive",
+                  mode="reextract", params={"since": since.isoformat() if since else None}),
+          what=f"the start of run {run_id}")
     pending: deque[tuple[Path, Any]] = deque()
     jobs = [(p, sorted(wanted[p])) for p in archives if p in wanted]
     for path, records in jobs:
@@ -145,11 +147,13 @@ def reextract(db_path: str | None = None, since: date | None = None,
     summary.search_index = refresh_search_index(db, settings)
     card = loader.gate.card()
     status = "drift_alarm" if card.alarms else "completed"
-    with writer(db, settings.warehouse) as con:
-        finish_run(con, run_id, status=status, message="; ".join(card.alarms) or None,
-                   quality=card.for_warehouse(), stored=t.loaded.stored_ids, new=t.loaded.new,
-                   updated=t.loaded.updated, unchanged=summary.unchanged,
-                   rejected=t.rejected + t.held, finished_at=datetime.now(UTC))
+    write(db, settings.warehouse,
+          partial(finish_run, run_id=run_id, status=status,
+                  message="; ".join(card.alarms) or None, quality=card.for_warehouse(),
+                  stored=t.loaded.stored_ids, new=t.loaded.new, updated=t.loaded.updated,
+                  unchanged=summary.unchanged, rejected=t.rejected + t.held,
+                  finished_at=datetime.now(UTC)),
+          what=f"the end of run {run_id}")
     table = [{"metric": k, "value": v} for k, v in (
         ("archives", summary.archives), ("pages", summary.pages), ("articles", summary.newest),
         ("parsed", summary.parsed), ("rejected", summary.rejected), ("held", summary.held),

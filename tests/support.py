@@ -102,8 +102,9 @@ def copy_of(ingested: dict[str, Any], tmp_path: Path) -> Path:
     return target
 
 
-def run_cli(root: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def run_cli(root: Path, *args: str, timeout: float = 600,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(BAOTINTUC), *args], cwd=REPO, env=cli_env(root), capture_output=True, text=True,
-        timeout=timeout, check=False,
+        [str(BAOTINTUC), *args], cwd=REPO, env={**cli_env(root), **(env or {})},
+        capture_output=True, text=True, timeout=timeout, check=False,
     )

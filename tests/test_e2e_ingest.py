@@ -122,6 +122,30 @@ def test_since_and_max_pages(tmp_path: Path, mirror_server: Any, ground_truth: d
     assert listing_pages <= {"/phap-luat-475ct0/trang-2.htm"}
 
 
+def test_a_run_over_the_writer_memory_cap_still_stores_everything(
+        tmp_path: Path, mirror_server: Any) -> None:
+    """With DuckDB's writer memory capped far too low, every segment and the run's
+    bookkeeping are written again uncapped, with a warning: the cap bounds the usual
+    peak (64 MB by default), it never fails a run."""
+    db = tmp_path / "m.duckdb"
+    proc = run_cli(tmp_path, "crawl", "--base-url", mirror_server.base_url, "--db", str(db),
+                   "--max-pages", "1", "--categories", "phap-luat",
+                   env={"BTT_WAREHOUSE__WRITER_MEMORY_LIMIT": "1MB"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with _ro(db) as con:
+        assert con.sql("select status from crawl_runs").fetchall() == [("completed",)]
+        (stored,) = con.execute("select count(*) from articles").fetchone() or (0,)
+        (urls,) = con.execute(
+            "select count(distinct article_id) from article_urls").fetchone() or (0,)
+        (segments,) = con.execute("select count(*) from archive_segments").fetchone() or (0,)
+    assert stored >= 20 and urls >= stored and segments >= 1
+    log = (tmp_path / "data" / "logs" / "baotintuc.log").read_text(encoding="utf-8")
+    over = "needed more memory than warehouse.writer_memory_limit = 1MB"
+    first = sorted((tmp_path / "data" / "raw").rglob("*.warc.gz"))[0]
+    assert f"segment {first.name} {over}" in log
+    assert "the bookkeeping of run" in log and log.count(over) >= 3
+
+
 def test_404_and_503_are_counted_not_fatal(tmp_path: Path, mirror_server: Any,
                                            ground_truth: dict) -> None:
     newest = sorted(ground_truth.values(), key=lambda t: t["published_at"], reverse=True)

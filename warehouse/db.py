@@ -12,11 +12,11 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import duckdb
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from config import WarehouseSettings
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SCHEMA_DIR = Path(__file__).with_name("schema")
 VIEWS_DIR = Path(__file__).with_name("views")
@@ -330,18 +331,18 @@ def writer(
     DuckDB's memory is capped by ``settings.writer_memory_limit`` unless ``capped`` is
     false: uncapped, a checkpoint of a big warehouse takes whatever it can (a load at
     65k articles peaked 270 MB above the process's own size at 256 MB, 100 MB at 64 MB).
-    A load that needs more than the cap is the caller's to repeat uncapped
-    (:class:`flows.batches.SegmentLoader`). A checkpoint that does is a fatal error that
+    A write that needs more than the cap is the caller's to repeat uncapped
+    (:func:`write` does). A checkpoint that does is a fatal error that
     invalidates DuckDB's instance; what was committed is in the write-ahead log, so the
     file is opened again without the cap (replaying the log) and checkpointed, with a
     warning.
     """
     con = connect(path, **_lock_args(settings))
     try:
+        migrate(con)  # once per schema change: not what the cap is for
         limit = settings.writer_memory_limit if settings is not None and capped else ""
         if limit:
             con.execute(f"SET memory_limit = '{limit}'")
-        migrate(con)
         yield con
         try:
             con.execute("checkpoint")
@@ -356,6 +357,35 @@ def writer(
             con.execute("checkpoint")
     finally:
         con.close()
+
+
+def write(
+    path: str | Path,
+    settings: WarehouseSettings | None,
+    work: Callable[[duckdb.DuckDBPyConnection], T],
+    *,
+    what: str,
+) -> T:
+    """``work(con)`` in a :func:`writer` under ``warehouse.writer_memory_limit``; if DuckDB
+    runs out of memory there, once more uncapped, with a warning naming ``what``.
+
+    ``work`` must be safe to run again after such a failure: one transaction (rolled back
+    when it fails) or several idempotent ones (a replace, an upsert). So the cap bounds the
+    usual peak of a long run without ever failing it: at 100k articles, recording the
+    run's 100k discovered URLs needed more than 64 MB.
+    """
+    try:
+        with writer(path, settings) as con:
+            return work(con)
+    except duckdb.Error as err:
+        limit = settings.writer_memory_limit if settings is not None else ""
+        if not (limit and is_out_of_memory(err)):
+            raise
+        logger.warning("%s needed more memory than warehouse.writer_memory_limit = %s (%s): "
+                       "done again without the cap; raise the limit if this repeats", what,
+                       limit, str(err).splitlines()[0])
+    with writer(path, settings, capped=False) as con:
+        return work(con)
 
 
 @contextmanager
@@ -392,5 +422,6 @@ __all__ = [
     "reader",
     "refresh_views",
     "seed_categories",
+    "write",
     "writer",
 ]
