@@ -249,6 +249,27 @@ def test_changed_content_keeps_previous_version(con: duckdb.DuckDBPyConnection) 
     assert table(con, "select count(*) from article_versions") == [(1,)]
 
 
+def test_a_batch_of_stored_and_new_articles_reads_the_stored_ones_only(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    """The stored rows are found by their keys first: the new ids of a mixed batch must
+    neither hide a stored row nor match one."""
+    first = parsed()
+    load(con, [art(first), art(parsed("20240501110000456", title="Bài hai", images=[]))])
+    later = T0 + timedelta(hours=1)
+    batch = [
+        art(parsed(title="Nâng cao hiệu quả công tác dân vận (sửa)"), later),
+        art(parsed("20240501110000456", title="Bài hai", images=[]), later),
+        art(parsed("20240501120000789", title="Bài ba", images=[]), later),
+    ]
+    res = load(con, batch, "run-2")
+    assert (res.new, res.updated, res.unchanged) == (1, 1, 1)
+    assert table(con, "select article_id, version from articles order by article_id") == [
+        ("20240501100000123", 2), ("20240501110000456", 1), ("20240501120000789", 1)]
+    assert table(con, "select article_id, title from article_versions") == [
+        ("20240501100000123", first.title)]
+
+
 def test_reparse_changing_only_derived_fields_is_not_an_edit(
     con: duckdb.DuckDBPyConnection,
 ) -> None:

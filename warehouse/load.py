@@ -323,6 +323,14 @@ def _fetch_dicts(
 
 
 def _stored(con: duckdb.DuckDBPyConnection, ids: list[str]) -> dict[str, dict[str, Any]]:
+    # Which of them are stored, from the key column alone, before any whole row is read:
+    # a semi-join selecting every column reads the text of every stored article (+33 MB
+    # resident for 200 ids at 10k articles, growing with the table, against +3 MB), and a
+    # crawl's batches are mostly new articles.
+    if ids:
+        ids = [str(r[0]) for r in con.execute(
+            "select article_id from articles where article_id in (select unnest(?::varchar[]))",
+            [ids]).fetchall()]
     if not ids:
         return {}
     rows = _fetch_dicts(
