@@ -7,8 +7,9 @@ since-filter → score → hold back), and the loader writes only the rows whose
 changed, with the drift gate and protected fields on: re-parsing while the layout has
 drifted cannot overwrite good stored rows with empty ones.
 
-Parsing is the parallel part: segments are parsed as Prefect tasks on the flow's task
-runner, a Dask cluster when ``dask_address`` is given (or a local one with
+Reading is the parallel part: the scan for each article's newest fetch (a few archives
+per task) and then the parse (one archive per task) run as Prefect tasks on the flow's
+task runner, a Dask cluster when ``dask_address`` is given (or a local one with
 ``workers``); loading stays in the flow's process, one writer.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import partial
@@ -77,24 +79,64 @@ def archives_of(db_path: Path, settings: Settings) -> list[Path]:
     return found
 
 
-def newest_records(archives: list[Path]) -> tuple[int, dict[Path, set[int]]]:
-    """``(pages, {archive: record numbers})``: where each article's newest fetch is.
+Fetch = tuple[str, datetime, int]  # article id, fetched at, record number in its archive
+SCAN_CHUNK = 4  # archives per scan task: ~800 pages, a second of work, few task runs
 
-    One pass over the archive reading only what identifies a record, so that the parse
-    (the expensive part) runs once per article, not once per fetch.
+
+def scan_fetches(paths: list[str]) -> list[tuple[int, list[Fetch]]]:
+    """For each archive: ``(pages, fetches)``, reading only what identifies a record.
+
+    The numbering is :func:`iter_pages`'s own (complete response records), the one
+    :func:`parse_segment` selects by.
     """
-    newest: dict[str, tuple[datetime, Path, int]] = {}
-    pages = 0
-    for path in archives:
+    out = []
+    for path in paths:
+        pages = 0
+        fetches: list[Fetch] = []
         for r, page in enumerate(iter_pages(path)):
             pages += 1
             aid = id_from_url(page.url)
-            if aid and (aid not in newest or page.fetched_at >= newest[aid][0]):
-                newest[aid] = (page.fetched_at, path, r)
+            if aid:
+                fetches.append((aid, page.fetched_at, r))
+        out.append((pages, fetches))
+    return out
+
+
+@task(name="scan-archive", cache_policy=NO_CACHE, persist_result=False)
+def scan_chunk(paths: list[str]) -> list[tuple[int, list[Fetch]]]:
+    """:func:`scan_fetches` as a task: the scan is spread over the workers too."""
+    return scan_fetches(paths)
+
+
+def newest_records(
+    archives: list[Path], scans: Iterable[tuple[int, list[Fetch]]]
+) -> tuple[int, dict[Path, set[int]]]:
+    """``(pages, {archive: record numbers})``: where each article's newest fetch is.
+
+    ``scans`` are the archives' :func:`scan_fetches` results, in the order of
+    ``archives`` (time order: of two fetches at the same instant, the later record wins),
+    so that the parse (the expensive part) runs once per article, not once per fetch.
+    """
+    newest: dict[str, tuple[datetime, Path, int]] = {}
+    pages = 0
+    for path, (count, fetches) in zip(archives, scans, strict=True):
+        pages += count
+        for aid, fetched_at, r in fetches:
+            if aid not in newest or fetched_at >= newest[aid][0]:
+                newest[aid] = (fetched_at, path, r)
     wanted: dict[Path, set[int]] = {}
     for _, path, r in newest.values():
         wanted.setdefault(path, set()).add(r)
     return pages, wanted
+
+
+def _scan_on_runner(archives: list[Path]) -> Iterator[tuple[int, list[Fetch]]]:
+    """Every archive's scan, chunks submitted at once to the flow's task runner."""
+    names = [str(p) for p in archives]
+    futures = [scan_chunk.submit(names[i:i + SCAN_CHUNK])
+               for i in range(0, len(names), SCAN_CHUNK)]
+    for future in futures:
+        yield from future.result()
 
 
 @task(name="parse-archive", cache_policy=NO_CACHE, persist_result=False)
@@ -120,7 +162,7 @@ def reextract(db_path: str | None = None, since: date | None = None,
     summary = ReextractSummary(run_id=run_id)
     archives = archives_of(db, settings)
     summary.archives = len(archives)
-    summary.pages, wanted = newest_records(archives)
+    summary.pages, wanted = newest_records(archives, _scan_on_runner(archives))
     summary.newest = sum(len(v) for v in wanted.values())
     flow_run_id = str(flow_run.get_id() or "") or None
     loader = SegmentLoader(db, settings, since, flow_run_id)
@@ -177,4 +219,4 @@ def _load_next(pending: deque[tuple[Path, Any]], loader: SegmentLoader, run_id: 
     loader.load(path, run_id, parsed=future.result())
 
 
-__all__ = ["ReextractSummary", "archives_of", "newest_records", "reextract"]
+__all__ = ["ReextractSummary", "archives_of", "newest_records", "reextract", "scan_fetches"]

@@ -58,3 +58,37 @@ def test_reextract_repairs_stale_rows_and_is_idempotent(
     assert second.returncode == 0
     assert "0 rows changed" in second.stdout and "0 added" in second.stdout
     assert "fields changed: none" in second.stdout
+
+
+def test_the_newest_fetch_of_each_article_is_the_one_re_parsed(tmp_path: Path) -> None:
+    """Across archives, the newest fetch wins; of two at the same instant, the later
+    archive's; a page that is not an article counts as read but is never parsed."""
+    from datetime import UTC, datetime, timedelta
+
+    from crawler.archive import WarcWriter
+    from crawler.items import RawPage
+    from flows.reextract import newest_records, scan_fetches
+
+    t0 = datetime(2025, 7, 13, 14, 0, tzinfo=UTC)
+
+    def page(path: str, at: datetime) -> RawPage:
+        return RawPage(url=f"https://baotintuc.vn{path}", fetch_url=f"http://127.0.0.1{path}",
+                       status=200, headers={"Content-Type": "text/html"},
+                       body=b"<html>" + path.encode() + b"</html>", fetched_at=at)
+
+    x, y, z = (f"/thoi-su/bai-{c}-2025071320000000{i}.htm" for i, c in enumerate("xyz"))
+    archives = {
+        "a": [page(x, t0), page(y, t0)],
+        "b": [page(x, t0 + timedelta(hours=1)), page(y, t0), page("/thoi-su-128ct0.htm", t0)],
+        "c": [page(z, t0)],
+    }
+    paths = []
+    for name, items in archives.items():
+        paths.append(tmp_path / f"{name}.warc.gz")
+        with WarcWriter(paths[-1], info={"software": "test"}) as warc:
+            for p in items:
+                warc.write_page(p)
+
+    pages, wanted = newest_records(paths, scan_fetches([str(p) for p in paths]))
+    assert pages == 6
+    assert wanted == {paths[1]: {0, 1}, paths[2]: {0}}
