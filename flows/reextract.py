@@ -84,7 +84,7 @@ SCAN_CHUNK = 4  # archives per scan task: ~800 pages, a second of work, few task
 
 
 def scan_fetches(paths: list[str]) -> list[tuple[int, list[Fetch]]]:
-    """For each archive: ``(pages, fetches)``, reading only what identifies a record.
+    """For each archive: ``(pages, fetches)``, keeping only what identifies a record.
 
     The numbering is :func:`iter_pages`'s own (complete response records), the one
     :func:`parse_segment` selects by.
@@ -131,12 +131,13 @@ def newest_records(
 
 
 def _scan_on_runner(archives: list[Path]) -> Iterator[tuple[int, list[Fetch]]]:
-    """Every archive's scan, chunks submitted at once to the flow's task runner."""
+    """Every archive's scan, chunks submitted at once to the flow's task runner; each
+    result is let go once read (on a cluster, the worker holding it frees it)."""
     names = [str(p) for p in archives]
-    futures = [scan_chunk.submit(names[i:i + SCAN_CHUNK])
-               for i in range(0, len(names), SCAN_CHUNK)]
-    for future in futures:
-        yield from future.result()
+    futures = deque(scan_chunk.submit(names[i:i + SCAN_CHUNK])
+                    for i in range(0, len(names), SCAN_CHUNK))
+    while futures:
+        yield from futures.popleft().result()
 
 
 @task(name="parse-archive", cache_policy=NO_CACHE, persist_result=False)
