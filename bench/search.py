@@ -31,6 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from config import get_settings
 from warehouse.db import connect, migrate
 from warehouse.search import Filters, search, update_search_index
 
@@ -70,12 +71,13 @@ def _rss_mb() -> float:
 
 
 def build_corpus(
-    work: Path, source: Path | None, db: Path | None, articles: int, topical: bool = True
+    work: Path, source: Path | None, db: Path | None, articles: int, topical: bool = True,
+    row_group_size: int = 0,
 ) -> Path:
     """A fresh warehouse with the benchmark's ``articles``; returns its path."""
     target = work / "corpus.duckdb"
     target.unlink(missing_ok=True)
-    con = connect(target)
+    con = connect(target, row_group_size=row_group_size)
     migrate(con)
     if db is not None:
         con.execute(f"attach '{db}' as src (read_only)")
@@ -237,14 +239,15 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         # be charged for (peak RSS is per process).
         cmd = [sys.executable, "-m", "bench.search", "--corpus-only", "--work", str(work),
                "--articles", str(args.articles), "--corpus", args.corpus,
-               "--source", str(args.source)] + (["--db", str(args.db)] if args.db else [])
+               "--source", str(args.source), "--row-group-size", str(args.row_group_size)] + (
+                   ["--db", str(args.db)] if args.db else [])
         subprocess.run(cmd, check=True)
     corpus_s = time.perf_counter() - t0
     db = work / "bench-search.duckdb"
     shutil.copy(corpus, db)
     size_articles = db.stat().st_size
 
-    con = connect(db)
+    con = connect(db, row_group_size=args.row_group_size)
     migrate(con)  # a corpus from an older schema gets the current index tables
     n_articles = con.execute("select count(*) from articles").fetchone()[0]  # type: ignore[index]
     text_mb = con.execute(
@@ -260,7 +263,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
 
     # Incremental: a batch of edited articles (new content_hash) and a batch of new ones,
     # the way the pipeline loads (a few hundred per committed batch).
-    con = connect(db)
+    con = connect(db, row_group_size=args.row_group_size)
     batch = args.batch
     con.execute(
         f"""
@@ -290,6 +293,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
 
     report: dict[str, object] = {
         "articles": n_articles,
+        "row_group_size": args.row_group_size or "DuckDB's default",
         "text_mb": round(float(text_mb), 1),
         "corpus_s": round(corpus_s, 1),
         "db_size_articles_mb": round(size_articles / 2**20, 1),
@@ -321,6 +325,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print the figures as JSON only")
     p.add_argument("--reuse-corpus", action="store_true",
                    help="keep <work>/corpus.duckdb from an earlier run")
+    p.add_argument("--row-group-size", type=int, default=get_settings().warehouse.row_group_size,
+                   help="DuckDB rows per row group when writing (default: the pipeline's "
+                        "warehouse.row_group_size; 0 = DuckDB's own)")
     p.add_argument("--corpus-only", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--queries-only", action="store_true",
                    help="only the query latencies, on <work>/bench-search.duckdb of a run")
@@ -328,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.corpus_only:
         work = Path(args.work)
         work.mkdir(parents=True, exist_ok=True)
-        build_corpus(work, args.source, args.db, args.articles, args.corpus == "topical")
+        build_corpus(work, args.source, args.db, args.articles, args.corpus == "topical",
+                     args.row_group_size)
         return 0
     src = args.db or args.source
     if not src.exists():

@@ -158,6 +158,7 @@ class WarehouseSettings(BaseModel):
     lock_timeout_seconds: float = Field(60, ge=0)
     lock_retry_interval_seconds: float = Field(1.0, gt=0)
     writer_memory_limit: str = Field("64MB", pattern=r"^(\d+(\.\d+)?\s*(KB|MB|GB)|)$")
+    row_group_size: int = Field(2048, ge=0, multiple_of=2048)
 
 
 class ExtractSettings(BaseModel):

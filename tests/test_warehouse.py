@@ -537,6 +537,36 @@ def _capped(limit: str) -> Settings:
     })
 
 
+def _row_groups(db: Path, name: str) -> list[int]:
+    with reader(db) as c:
+        return [n for (n,) in c.execute(
+            f"select sum(count)::int from pragma_storage_info('{name}') "
+            "where column_path = '[0]' group by row_group_id order by row_group_id").fetchall()]
+
+
+@pytest.mark.parametrize(("size", "groups"), [(2048, [2000, 2000]), (0, [4000])])
+def test_the_loader_writes_row_groups_of_the_configured_size(
+    db: Path, size: int, groups: list[int]
+) -> None:
+    """``warehouse.row_group_size`` reaches DuckDB (an ``ATTACH`` option it does not keep
+    in the file). At a checkpoint DuckDB merges adjacent row groups that fit in one, so
+    with its default size (122,880) loads of 200 articles are merged into groups of
+    4,000, 8,000, ... rows, each merge rewriting them all; with 2,048 nothing is merged."""
+    base = load_settings()
+    settings = base.model_copy(update={
+        "warehouse": base.warehouse.model_copy(update={"row_group_size": size}),
+    })
+    loader = SegmentLoader(db, settings, since=None, flow_run_id=None)
+    for s in range(20):
+        arts = [art(parsed(f"202405011{s:04d}{i:04d}")) for i in range(200)]
+        assert loader.load(Path(f"seg-{s:05d}.warc.gz"), "r1",
+                           parsed=Parsed(articles=arts, pages=len(arts))).new == 200
+    assert _row_groups(db, "articles") == groups
+    with reader(db) as c:  # the file reads the same in a plain session
+        assert table(c, "select count(*), count(distinct article_id) from articles") == [
+            (4000, 4000)]
+
+
 def test_a_load_over_the_writer_memory_cap_is_done_again_without_it(
     db: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -99,6 +99,7 @@ def connect(
     lock_timeout: float = 60.0,
     retry_interval: float = 1.0,
     timezone: str | None = SITE_TIMEZONE,
+    row_group_size: int = 0,
 ) -> duckdb.DuckDBPyConnection:
     """Open the warehouse, waiting up to ``lock_timeout`` s for another process's lock.
 
@@ -109,6 +110,10 @@ def connect(
         retry_interval: seconds between attempts.
         timezone: session ``TimeZone`` for TIMESTAMPTZ display/arithmetic (None: keep
             DuckDB's default). Stored values are instants either way.
+        row_group_size: rows per row group of what this read-write connection appends
+            (0: DuckDB's default). DuckDB takes it only as an ``ATTACH`` option, not
+            stored in the file, so the file is attached to an in-memory session, under
+            its file name as ``duckdb.connect`` names it, and made the default catalog.
 
     Raises:
         WarehouseLocked: the file stayed locked for ``lock_timeout`` seconds.
@@ -121,7 +126,7 @@ def connect(
     warned = False
     while True:
         try:
-            con = duckdb.connect(db, read_only=read_only)
+            con = _open(db, read_only, row_group_size)
             break
         except duckdb.IOException as err:
             conflict = _lock_conflict(err)
@@ -145,6 +150,26 @@ def connect(
         logger.info("warehouse %s opened after waiting %.1fs", file, time.monotonic() - start)
     if timezone:
         con.execute(f"SET TimeZone = '{timezone}'")
+    return con
+
+
+def _open(db: str, read_only: bool, row_group_size: int) -> duckdb.DuckDBPyConnection:
+    """``duckdb.connect``, or for a writer with a row group size, the file attached with
+    it (the catalog named as ``duckdb.connect`` would, unless that name is DuckDB's own)."""
+    if read_only or not row_group_size or db == ":memory:":
+        return duckdb.connect(db, read_only=read_only)
+    con = duckdb.connect()
+    try:
+        name = Path(db).stem
+        if name.lower() in ("memory", "system", "temp", "main", ""):
+            name = "warehouse"
+        path = db.replace("'", "''")
+        alias = name.replace('"', '""')
+        con.execute(f"ATTACH '{path}' AS \"{alias}\" (ROW_GROUP_SIZE {int(row_group_size)})")
+        con.execute(f'USE "{alias}"')
+    except BaseException:
+        con.close()
+        raise
     return con
 
 
@@ -185,7 +210,7 @@ def check_readable(path: str | Path, settings: WarehouseSettings | None = None) 
     if not file.is_file():
         raise WarehouseUnreadable(f"warehouse {file} is not a file")
     try:
-        con = connect(file, read_only=True, timezone=None, **_lock_args(settings))
+        con = connect(file, read_only=True, timezone=None, **_connect_args(settings))
     except duckdb.Error as err:
         raise WarehouseUnreadable(f"warehouse {file} cannot be opened: {_one_line(err)}") from err
     try:
@@ -337,7 +362,7 @@ def writer(
     file is opened again without the cap (replaying the log) and checkpointed, with a
     warning.
     """
-    con = connect(path, **_lock_args(settings))
+    con = connect(path, **_connect_args(settings))
     try:
         migrate(con)  # once per schema change: not what the cap is for
         limit = settings.writer_memory_limit if settings is not None and capped else ""
@@ -353,7 +378,7 @@ def writer(
                            "= %s (%s): done again without the cap", path, limit,
                            str(err).splitlines()[0])
             con.close()
-            con = connect(path, **_lock_args(settings))
+            con = connect(path, **_connect_args(settings))
             con.execute("checkpoint")
     finally:
         con.close()
@@ -394,19 +419,21 @@ def reader(
     path: str | Path, settings: WarehouseSettings | None = None
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only connection (bounded wait while a writer holds the file)."""
-    con = connect(path, read_only=True, **_lock_args(settings))
+    con = connect(path, read_only=True, **_connect_args(settings))
     try:
         yield con
     finally:
         con.close()
 
 
-def _lock_args(settings: WarehouseSettings | None) -> dict[str, float]:
+def _connect_args(settings: WarehouseSettings | None) -> dict[str, float]:
+    """What :func:`connect` takes from the settings."""
     if settings is None:
         return {}
     return {
         "lock_timeout": settings.lock_timeout_seconds,
         "retry_interval": settings.lock_retry_interval_seconds,
+        "row_group_size": settings.row_group_size,
     }
 
 
