@@ -98,7 +98,7 @@ def refresh_search_index(db_path: Path, settings: Settings) -> str:
     try:
         done = write(db_path, settings.warehouse,
                      lambda con: update_search_index(con, settings=settings.search),
-                     what="the search index update")
+                     what="the search index update", bulk=True)
     except Exception as err:  # never lose a run over a derived index
         log.exception("search index not updated")
         return (f"search index NOT updated ({type(err).__name__}: {err}); "

@@ -30,6 +30,7 @@ from warehouse.db import (
     migration_files,
     reader,
     refresh_views,
+    write,
     writer,
 )
 from warehouse.load import (
@@ -565,6 +566,19 @@ def test_the_loader_writes_row_groups_of_the_configured_size(
     with reader(db) as c:  # the file reads the same in a plain session
         assert table(c, "select count(*), count(distinct article_id) from articles") == [
             (4000, 4000)]
+
+
+@pytest.mark.parametrize(("bulk", "groups"), [(False, [2048, 2048, 904]), (True, [5000])])
+def test_a_bulk_writer_keeps_duckdbs_own_row_groups(
+    db: Path, bulk: bool, groups: list[int]
+) -> None:
+    """The search index is written 1,000 articles a transaction (``bulk``): its postings
+    keep DuckDB's default row groups, as deletes across 2,048-row groups of 20 M postings
+    ran out of the index's memory cap."""
+    write(db, load_settings().warehouse,
+          lambda c: c.execute("create table t as select range as i from range(5000)"),
+          what="a test table", bulk=bulk)
+    assert _row_groups(db, "t") == groups
 
 
 def test_a_load_over_the_writer_memory_cap_is_done_again_without_it(

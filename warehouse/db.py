@@ -348,10 +348,20 @@ def is_out_of_memory(err: BaseException) -> bool:
 
 @contextmanager
 def writer(
-    path: str | Path, settings: WarehouseSettings | None = None, *, capped: bool = True
+    path: str | Path,
+    settings: WarehouseSettings | None = None,
+    *,
+    capped: bool = True,
+    bulk: bool = False,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A short-lived read-write connection: connect (bounded wait), migrate, yield,
     checkpoint, close. Keep the ``with`` block to the load itself.
+
+    Rows are appended in row groups of ``settings.row_group_size`` (small, so that
+    DuckDB's merges of a growing table's row groups stay small), unless ``bulk`` is true:
+    a writer of big batches (the search index, 1,000 articles a transaction) keeps
+    DuckDB's default, as the postings' deletes across 2,048-row groups ran out of the
+    index's memory cap at 100k articles.
 
     DuckDB's memory is capped by ``settings.writer_memory_limit`` unless ``capped`` is
     false: uncapped, a checkpoint of a big warehouse takes whatever it can (a load at
@@ -362,7 +372,10 @@ def writer(
     file is opened again without the cap (replaying the log) and checkpointed, with a
     warning.
     """
-    con = connect(path, **_connect_args(settings))
+    args = _connect_args(settings)
+    if bulk:
+        args["row_group_size"] = 0
+    con = connect(path, **args)
     try:
         migrate(con)  # once per schema change: not what the cap is for
         limit = settings.writer_memory_limit if settings is not None and capped else ""
@@ -378,7 +391,7 @@ def writer(
                            "= %s (%s): done again without the cap", path, limit,
                            str(err).splitlines()[0])
             con.close()
-            con = connect(path, **_connect_args(settings))
+            con = connect(path, **args)
             con.execute("checkpoint")
     finally:
         con.close()
@@ -390,6 +403,7 @@ def write(
     work: Callable[[duckdb.DuckDBPyConnection], T],
     *,
     what: str,
+    bulk: bool = False,
 ) -> T:
     """``work(con)`` in a :func:`writer` under ``warehouse.writer_memory_limit``; if DuckDB
     runs out of memory there, once more uncapped, with a warning naming ``what``.
@@ -401,7 +415,7 @@ def write(
     under 128 MB, +101 MB uncapped, 0.2 s), as the segment loads never do.
     """
     try:
-        with writer(path, settings) as con:
+        with writer(path, settings, bulk=bulk) as con:
             return work(con)
     except duckdb.Error as err:
         limit = settings.writer_memory_limit if settings is not None else ""
@@ -410,7 +424,7 @@ def write(
         logger.warning("%s needed more memory than warehouse.writer_memory_limit = %s (%s): "
                        "done again without the cap (it bounds the usual load; a big one-off "
                        "write may need more)", what, limit, str(err).splitlines()[0])
-    with writer(path, settings, capped=False) as con:
+    with writer(path, settings, capped=False, bulk=bulk) as con:
         return work(con)
 
 

@@ -169,7 +169,7 @@ def _rebuild_index(db: Path, settings: Settings) -> int:
     from warehouse.search import update_search_index
 
     try:
-        with writer(db, settings.warehouse) as con:
+        with writer(db, settings.warehouse, bulk=True) as con:
             result = update_search_index(con, rebuild=True, settings=settings.search)
     except WarehouseLocked as exc:
         return fail(f"cannot rebuild the search index now: {exc}")
