@@ -18,6 +18,7 @@ from typing import Any
 import duckdb
 import pytest
 
+import warehouse.load as load_module
 from baotintuc.model import Article, Failure, ImageRecord
 from baotintuc.site import ALL_CATEGORIES
 from config import Settings, load_settings
@@ -300,6 +301,39 @@ def test_older_fetch_is_stale_and_skipped(con: duckdb.DuckDBPyConnection) -> Non
     res = load(con, [art(parsed(title="Cũ"), T0 - timedelta(days=1))], "old")
     assert (res.stale, res.updated) == (1, 0)
     assert table(con, "select title, version from articles") == [("Mới", 1)]
+
+
+@pytest.mark.parametrize("batch", [1, 2, 1000])
+def test_discovered_urls_are_recorded_in_batches_that_merge_exactly(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    batch: int
+) -> None:
+    """``record_urls`` reads ``discovered.jsonl`` a batch of pairs at a time (memory does
+    not grow with the run); a pair seen in several batches, in any order, keeps its
+    earliest sighting and the way it came in then, and its latest sighting."""
+    monkeypatch.setattr(load_module, "URL_BATCH", batch)
+    a, b = ("20240501100000123", "https://baotintuc.vn/a-20240501100000123.htm"), (
+        "20240501100000124", "https://baotintuc.vn/b-20240501100000124.htm")
+    seen = [(a, "listing:y:2", 5), (b, "rss:x", 1), (a, "rss:x", 2), (b, "listing:z:1", 9),
+            (a, "sitemap:s", 7)]
+    discovered = tmp_path / "discovered.jsonl"
+    discovered.write_text("".join(
+        json.dumps({"article_id": aid, "url": url, "via": via, "outcome": "request",
+                    "at": (T0 + timedelta(minutes=m)).isoformat()}) + "\n"
+        for (aid, url), via, m in seen) + "not json\n" + '{"torn', "utf-8")
+    assert record_urls(con, "run-1", discovered) >= 2
+    rows = "select article_id, via, first_seen_at, last_seen_at, run_id from article_urls"
+    assert table(con, rows + " order by 1") == [
+        (a[0], "rss:x", T0 + timedelta(minutes=2), T0 + timedelta(minutes=7), "run-1"),
+        (b[0], "rss:x", T0 + timedelta(minutes=1), T0 + timedelta(minutes=9), "run-1"),
+    ]
+    # A later run that sees a URL again moves only its last sighting (and the run).
+    later = tmp_path / "later.jsonl"
+    later.write_text(json.dumps({"article_id": a[0], "url": a[1], "via": "rss:x",
+                                 "at": (T0 + timedelta(days=1)).isoformat()}) + "\n", "utf-8")
+    assert record_urls(con, "run-2", later) == 1
+    assert table(con, rows + " where article_id = '20240501100000123'") == [
+        (a[0], "rss:x", T0 + timedelta(minutes=2), T0 + timedelta(days=1), "run-2")]
 
 
 def test_failures_segments_and_runs_recorded(
