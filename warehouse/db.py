@@ -410,9 +410,9 @@ def write(
 
     ``work`` must be safe to run again after such a failure: one transaction (rolled back
     when it fails) or several idempotent ones (a replace, an upsert). So the cap bounds the
-    usual peak of a long run without ever failing it: at the end of a 100k-article
-    backfill, recording its 100k discovered URLs needed more than 64 MB (+71 MB resident
-    under 128 MB, +101 MB uncapped, 0.2 s), as the segment loads never do.
+    usual peak of a long run without ever failing it (at the end of a 100k-article
+    backfill, recording its 100k discovered URLs in one statement needed more than 64 MB,
+    until :func:`warehouse.load.record_urls` took them 5,000 at a time).
     """
     try:
         with writer(path, settings, bulk=bulk) as con:
