@@ -625,9 +625,8 @@ def record_urls(con: duckdb.DuckDBPyConnection, run_id: str, discovered: Path) -
     DuckDB's ``read_json`` and grouping of the whole file needed more than the writer's
     64 MB (redone uncapped: +156 MB resident, 1.2 s); in batches of 5,000 it stays under
     the cap (+103 MB with the writer's own session, 2.0 s). The upsert keeps a pair's
-    earliest sighting (and
-    the way it came in) and its latest, so batches merge exactly, in any order, and a
-    run cut short between them loses nothing.
+    earliest sighting (and the way it came in) and its latest, so batches merge exactly,
+    in any order, and a run cut short between them loses nothing.
     """
     if not discovered.exists() or discovered.stat().st_size == 0:
         return 0
