@@ -294,3 +294,35 @@ def test_prefect_api_down_fails_clearly(prefect_down_run: dict[str, Any]) -> Non
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     assert "PREFECT_API_URL" in proc.stderr and api in proc.stderr
+
+
+def test_runs_starting_together_pass_each_others_write_check(tmp_path: Path) -> None:
+    """The CLI probes every folder a run writes to. With one fixed probe name, two runs
+    starting together (seen in CI: two crawls of one warehouse) removed each other's probe
+    and one failed as "not writable (No such file or directory)"."""
+    import threading
+
+    from config import PathSettings, load_settings
+    from flows.cli.common import check_writable
+
+    settings = load_settings().model_copy(
+        update={"paths": PathSettings().resolved(tmp_path / "root")})
+    db = tmp_path / "shared" / "w.duckdb"
+    errors: list[str] = []
+
+    def start_runs() -> None:
+        for _ in range(300):
+            if (problem := check_writable(settings, db)) is not None:
+                errors.append(problem)
+
+    threads = [threading.Thread(target=start_runs) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert list(db.parent.iterdir()) == []  # no probe left behind
+    # A folder that cannot be written is still named.
+    (tmp_path / "file.txt").write_text("x")
+    problem = check_writable(settings, tmp_path / "file.txt" / "w.duckdb")
+    assert problem is not None and "--db / paths.db_path" in problem

@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import tempfile
 from datetime import date
 from pathlib import Path
 
@@ -80,7 +81,12 @@ def settings_for_flows() -> Settings:
 
 
 def check_writable(settings: Settings, db: Path) -> str | None:
-    """Every directory a run writes to must be writable: say which one is not."""
+    """Every directory a run writes to must be writable: say which one is not.
+
+    The probe is a file of a unique name (``tempfile``): with one fixed name, two runs
+    starting together (an hourly crawl during a backfill) removed each other's probe and
+    one of them failed as "not writable (No such file or directory)".
+    """
     p = settings.paths
     for name, folder in (
         ("--db / paths.db_path", db.parent),
@@ -90,9 +96,8 @@ def check_writable(settings: Settings, db: Path) -> str | None:
     ):
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            probe = folder / ".write-probe"
-            probe.write_text("ok")
-            probe.unlink()
+            with tempfile.TemporaryFile(dir=folder, prefix=".write-probe-") as probe:
+                probe.write(b"ok")
         except OSError as exc:
             return f"setting {name}: directory {folder} is not writable ({exc.strerror})"
     return None
