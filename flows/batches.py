@@ -20,7 +20,7 @@ from crawler.memory import release_free_memory
 from flows.accounting import Accounting
 from flows.transform import Gate, Parsed, parse_archive
 from warehouse.db import write
-from warehouse.load import LoadResult, load_batch
+from warehouse.load import LoadResult, Manifest, load_batch
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,8 @@ class SegmentLoader:
         failures = [*parsed.rejects, *held]
         batch = partial(load_batch, run_id=run_id, articles=kept, failures=failures,
                         flow_run_id=self.flow_run_id, protect_fields=True,
-                        segments=[(str(path), parsed.pages)])
+                        segments=[(str(path), parsed.pages)],
+                        manifests=_manifest(path, parsed))
         result = write(self.db_path, self.settings.warehouse, batch, what=f"segment {path.name}")
         del batch
         t = self.totals
@@ -85,6 +86,17 @@ class SegmentLoader:
         del parsed, kept, held
         release_free_memory()
         return result
+
+
+def _manifest(path: Path, parsed: Parsed) -> list[Manifest]:
+    """Where the segment's article fetches are, when ``parsed`` read the whole file."""
+    if parsed.fetches is None:
+        return []
+    try:
+        size = path.stat().st_size
+    except OSError:  # gone since it was parsed: reextract will not find it either
+        return []
+    return [Manifest(str(path), size, parsed.pages, parsed.fetches)]
 
 
 def refresh_search_index(db_path: Path, settings: Settings) -> str:

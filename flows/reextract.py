@@ -1,16 +1,21 @@
 """The ``reextract`` flow: re-parse the raw WARC archive with the current code.
 
 No network request is made. The archive of the warehouse (the segments its runs loaded,
-and the whole-run WARCs of older versions) is read once to find the newest fetch of
-every article; those pages go through the same transform as ``ingest`` (parse →
+and the whole-run WARCs of older versions) is where every article's fetches are; the
+newest fetch of each goes through the same transform as ``ingest`` (parse →
 since-filter → score → hold back), and the loader writes only the rows whose extraction
 changed, with the drift gate and protected fields on: re-parsing while the layout has
 drifted cannot overwrite good stored rows with empty ones.
 
-Reading is the parallel part: the scan for each article's newest fetch (a few archives
-per task) and then the parse (one archive per task) run as Prefect tasks on the flow's
-task runner, a Dask cluster when ``dask_address`` is given (or a local one with
-``workers``); loading stays in the flow's process, one writer.
+Where the fetches are is recorded when a segment is loaded (``archive_fetches``), so each
+file is read once, by its parse. A file without a record (written before there were
+records, or changed in size since) is scanned first, and its record is written then, so
+the next re-extraction reads it once too.
+
+Reading is the parallel part: the scans (a few archives per task) and the parse (one
+archive per task) run as Prefect tasks on the flow's task runner, a Dask cluster when
+``dask_address`` is given (or a local one with ``workers``); loading stays in the flow's
+process, one writer.
 """
 
 from __future__ import annotations
@@ -18,7 +23,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import deque
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import partial
@@ -35,9 +39,9 @@ from config import Settings, get_settings
 from crawler.archive import iter_pages
 from flows.batches import SegmentLoader, refresh_search_index
 from flows.scorecard import LayoutDriftAlarm
-from flows.transform import Parsed, parse_pages
-from warehouse.db import check_readable, reader, write
-from warehouse.load import finish_run, start_run
+from flows.transform import Fetch, Parsed, parse_pages
+from warehouse.db import check_readable, reader, transaction, write
+from warehouse.load import Manifest, finish_run, record_manifests, start_run
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +50,7 @@ log = logging.getLogger(__name__)
 class ReextractSummary:
     run_id: str
     archives: int = 0
+    scanned: int = 0  # archives read twice: their fetches were not recorded
     pages: int = 0  # archived fetches read
     newest: int = 0  # articles (their newest fetch is re-parsed)
     parsed: int = 0
@@ -79,8 +84,8 @@ def archives_of(db_path: Path, settings: Settings) -> list[Path]:
     return found
 
 
-Fetch = tuple[str, datetime, int]  # article id, fetched at, record number in its archive
 SCAN_CHUNK = 4  # archives per scan task: ~800 pages, a second of work, few task runs
+MANIFEST_WRITE = 50  # scanned archives recorded per write
 
 
 def scan_fetches(paths: list[str]) -> list[tuple[int, list[Fetch]]]:
@@ -108,36 +113,76 @@ def scan_chunk(paths: list[str]) -> list[tuple[int, list[Fetch]]]:
     return scan_fetches(paths)
 
 
-def newest_records(
-    archives: list[Path], scans: Iterable[tuple[int, list[Fetch]]]
-) -> tuple[int, dict[Path, set[int]]]:
-    """``(pages, {archive: record numbers})``: where each article's newest fetch is.
-
-    ``scans`` are the archives' :func:`scan_fetches` results, in the order of
-    ``archives`` (time order: of two fetches at the same instant, the later record wins),
-    so that the parse (the expensive part) runs once per article, not once per fetch.
-    """
-    newest: dict[str, tuple[datetime, Path, int]] = {}
-    pages = 0
-    for path, (count, fetches) in zip(archives, scans, strict=True):
-        pages += count
-        for aid, fetched_at, r in fetches:
-            if aid not in newest or fetched_at >= newest[aid][0]:
-                newest[aid] = (fetched_at, path, r)
-    wanted: dict[Path, set[int]] = {}
-    for _, path, r in newest.values():
-        wanted.setdefault(path, set()).add(r)
-    return pages, wanted
+def recorded_archives(db_path: Path, settings: Settings, archives: list[Path]) -> set[Path]:
+    """The archives whose fetches are recorded, for a file of the size it has now."""
+    with reader(db_path, settings.warehouse) as con:
+        if not con.execute("select count(*) from duckdb_tables() "
+                           "where table_name = 'archive_manifests'").fetchone()[0]:
+            return set()  # a warehouse not opened read-write since migration 011
+        sizes = dict(con.execute("select path, bytes from archive_manifests").fetchall())
+    found = set()
+    for path in archives:
+        try:
+            if sizes.get(str(path)) == path.stat().st_size:
+                found.add(path)
+        except OSError:
+            continue
+    return found
 
 
-def _scan_on_runner(archives: list[Path]) -> Iterator[tuple[int, list[Fetch]]]:
-    """Every archive's scan, chunks submitted at once to the flow's task runner; each
-    result is let go once read (on a cluster, the worker holding it frees it)."""
+def record_scans(db_path: Path, settings: Settings, archives: list[Path]) -> None:
+    """Scan ``archives`` on the flow's task runner and record their fetches, a few
+    writes for the lot; each scan result is let go once recorded."""
     names = [str(p) for p in archives]
     futures = deque(scan_chunk.submit(names[i:i + SCAN_CHUNK])
                     for i in range(0, len(names), SCAN_CHUNK))
+    todo = deque(archives)
+    batch: list[Manifest] = []
     while futures:
-        yield from futures.popleft().result()
+        for pages, fetches in futures.popleft().result():
+            path = todo.popleft()
+            try:
+                size = path.stat().st_size
+            except OSError:
+                continue
+            batch.append(Manifest(str(path), size, pages, fetches))
+        if len(batch) >= MANIFEST_WRITE or not futures:
+            write(db_path, settings.warehouse, partial(_record, manifests=batch),
+                  what=f"the fetch records of {len(batch)} archives")
+            batch = []
+
+
+def _record(con: Any, manifests: list[Manifest]) -> None:
+    with transaction(con):
+        record_manifests(con, manifests)
+
+
+def newest_records(db_path: Path, settings: Settings,
+                   archives: list[Path]) -> tuple[int, dict[Path, list[int]]]:
+    """``(pages, {archive: record numbers})``: where each article's newest fetch is, from
+    the recorded fetches of ``archives`` (in time order: of two fetches at the same
+    instant, the later archive's, then the later record, wins), so that the parse (the
+    expensive part) runs once per article, not once per fetch."""
+    names = [str(p) for p in archives]
+    with reader(db_path, settings.warehouse) as con:
+        row = con.execute(
+            "select coalesce(sum(pages), 0) from archive_manifests "
+            "where path in (select unnest(?::varchar[]))", [names]).fetchone()
+        pages = int(row[0]) if row else 0
+        rows = con.execute(
+            """
+            with wanted as (select unnest(?::varchar[]) as path,
+                                   unnest(range(?::bigint)) as i),
+            ranked as (
+                select f.path, f.record, row_number() over (
+                    partition by f.article_id
+                    order by f.fetched_at desc, w.i desc, f.record desc) as rank
+                from archive_fetches f join wanted w using (path)
+            )
+            select path, list(record order by record) from ranked where rank = 1
+            group by path
+            """, [names, len(names)]).fetchall()
+    return pages, {Path(p): list(r) for p, r in rows}
 
 
 @task(name="parse-archive", cache_policy=NO_CACHE, persist_result=False)
@@ -163,7 +208,14 @@ def reextract(db_path: str | None = None, since: date | None = None,
     summary = ReextractSummary(run_id=run_id)
     archives = archives_of(db, settings)
     summary.archives = len(archives)
-    summary.pages, wanted = newest_records(archives, _scan_on_runner(archives))
+    recorded = recorded_archives(db, settings, archives)
+    unrecorded = [p for p in archives if p not in recorded]
+    summary.scanned = len(unrecorded)
+    if unrecorded:
+        logger.info("scanning %d of %d archives whose fetches are not recorded yet",
+                    len(unrecorded), len(archives))
+        record_scans(db, settings, unrecorded)
+    summary.pages, wanted = newest_records(db, settings, archives)
     summary.newest = sum(len(v) for v in wanted.values())
     flow_run_id = str(flow_run.get_id() or "") or None
     loader = SegmentLoader(db, settings, since, flow_run_id)
@@ -172,7 +224,7 @@ def reextract(db_path: str | None = None, since: date | None = None,
                   mode="reextract", params={"since": since.isoformat() if since else None}),
           what=f"the start of run {run_id}")
     pending: deque[tuple[Path, Any]] = deque()
-    jobs = [(p, sorted(wanted[p])) for p in archives if p in wanted]
+    jobs = [(p, wanted[p]) for p in archives if p in wanted]
     for path, records in jobs:
         pending.append((path, parse_segment.submit(str(path), records, since)))
         while len(pending) >= max(1, in_flight):
@@ -198,7 +250,8 @@ def reextract(db_path: str | None = None, since: date | None = None,
                   finished_at=datetime.now(UTC)),
           what=f"the end of run {run_id}")
     table = [{"metric": k, "value": v} for k, v in (
-        ("archives", summary.archives), ("pages", summary.pages), ("articles", summary.newest),
+        ("archives", summary.archives), ("archives scanned", summary.scanned),
+        ("pages", summary.pages), ("articles", summary.newest),
         ("parsed", summary.parsed), ("rejected", summary.rejected), ("held", summary.held),
         ("changed", summary.changed), ("unchanged", summary.unchanged),
         ("not stored before", summary.not_stored),
@@ -220,4 +273,5 @@ def _load_next(pending: deque[tuple[Path, Any]], loader: SegmentLoader, run_id: 
     loader.load(path, run_id, parsed=future.result())
 
 
-__all__ = ["ReextractSummary", "archives_of", "newest_records", "reextract", "scan_fetches"]
+__all__ = ["ReextractSummary", "archives_of", "newest_records", "recorded_archives",
+           "reextract", "record_scans", "scan_fetches"]

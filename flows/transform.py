@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from baotintuc.clock import id17_datetime, vn_date
 from baotintuc.model import Article, Failure, ParseError, is_filled
@@ -30,9 +30,18 @@ log = logging.getLogger(__name__)
 FUTURE_TOLERANCE = timedelta(days=1)
 
 
+# An archived article fetch: article ID, fetched at, and the record's number in its file
+# (crawler.archive.iter_pages's numbering of complete response records).
+Fetch = tuple[str, datetime, int]
+
+
 @dataclass(slots=True)
 class Parsed:
-    """What parsing some pages gave: articles to load, rejects, and counts."""
+    """What parsing some pages gave: articles to load, rejects, and counts.
+
+    ``fetches`` is set only by :func:`parse_archive`, which reads a whole file: every
+    article page in it (parsed or not), so the loader can record where each fetch is.
+    """
 
     articles: list[Article] = field(default_factory=list)
     rejects: list[Failure] = field(default_factory=list)
@@ -41,6 +50,7 @@ class Parsed:
     parser_versions: Counter[str] = field(default_factory=Counter)
     cut: Counter[str] = field(default_factory=Counter)  # field → articles cut to its bound
     future_dated: int = 0
+    fetches: list[Fetch] | None = None
 
     def extend(self, other: Parsed) -> None:
         self.articles += other.articles
@@ -50,6 +60,7 @@ class Parsed:
         self.parser_versions.update(other.parser_versions)
         self.cut.update(other.cut)
         self.future_dated += other.future_dated
+        self.fetches = None  # no longer one file's
 
 
 def _flag_future(article: Article) -> bool:
@@ -92,8 +103,20 @@ def parse_pages(pages: Iterable[RawPage], since: date | None = None) -> Parsed:
 
 
 def parse_archive(path: str, since: date | None = None) -> Parsed:
-    """:func:`parse_pages` over one archive segment (the unit of parallel work)."""
-    return parse_pages(iter_pages(path), since)
+    """:func:`parse_pages` over one archive segment (the unit of parallel work), with
+    the list of its article fetches."""
+    fetches: list[Fetch] = []
+
+    def pages() -> Iterator[RawPage]:
+        for record, page in enumerate(iter_pages(path)):
+            aid = article_id(page.url)
+            if aid:
+                fetches.append((aid, page.fetched_at, record))
+            yield page
+
+    parsed = parse_pages(pages(), since)
+    parsed.fetches = fetches
+    return parsed
 
 
 def _reject(page: RawPage, reason: str, detail: str) -> Failure:

@@ -60,14 +60,13 @@ def test_reextract_repairs_stale_rows_and_is_idempotent(
     assert "fields changed: none" in second.stdout
 
 
-def test_the_newest_fetch_of_each_article_is_the_one_re_parsed(tmp_path: Path) -> None:
-    """Across archives, the newest fetch wins; of two at the same instant, the later
-    archive's; a page that is not an article counts as read but is never parsed."""
+def _archives(tmp_path: Path) -> list[Path]:
+    """Three small archives: x fetched twice (newer in b), y twice at the same instant,
+    z once, and a listing page (not an article)."""
     from datetime import UTC, datetime, timedelta
 
     from crawler.archive import WarcWriter
     from crawler.items import RawPage
-    from flows.reextract import newest_records, scan_fetches
 
     t0 = datetime(2025, 7, 13, 14, 0, tzinfo=UTC)
 
@@ -88,7 +87,84 @@ def test_the_newest_fetch_of_each_article_is_the_one_re_parsed(tmp_path: Path) -
         with WarcWriter(paths[-1], info={"software": "test"}) as warc:
             for p in items:
                 warc.write_page(p)
+    return paths
 
-    pages, wanted = newest_records(paths, scan_fetches([str(p) for p in paths]))
-    assert pages == 6
-    assert wanted == {paths[1]: {0, 1}, paths[2]: {0}}
+
+def test_the_newest_fetch_of_each_article_is_the_one_re_parsed(tmp_path: Path) -> None:
+    """Across archives, the newest fetch wins; of two at the same instant, the later
+    archive's; a page that is not an article counts as read but is never parsed. The
+    fetches come from a scan (an archive without a record) or from the record the loader
+    wrote (parse_archive's list): both give the same answer."""
+    from config import get_settings
+    from flows.reextract import newest_records, recorded_archives, scan_fetches
+    from flows.transform import parse_archive
+    from warehouse.db import transaction, writer
+    from warehouse.load import Manifest, record_manifests
+
+    paths = _archives(tmp_path)
+    settings = get_settings()
+    scanned = scan_fetches([str(p) for p in paths])
+    parsed = [parse_archive(str(p)) for p in paths]
+    assert [(x.pages, x.fetches) for x in parsed] == scanned
+    assert [len(f) for _, f in scanned] == [2, 2, 1]
+
+    for name, lists in (("scanned", scanned), ("loaded", [(x.pages, x.fetches or [])
+                                                          for x in parsed])):
+        db = tmp_path / f"{name}.duckdb"
+        with writer(db, settings.warehouse) as con, transaction(con):
+            record_manifests(con, [Manifest(str(p), p.stat().st_size, n, f)
+                                   for p, (n, f) in zip(paths, lists, strict=True)])
+        assert recorded_archives(db, settings, paths) == set(paths)
+        pages, wanted = newest_records(db, settings, paths)
+        assert pages == 6
+        assert wanted == {paths[1]: [0, 1], paths[2]: [0]}
+        # In the other time order, the same instant goes to the other archive.
+        assert newest_records(db, settings, [paths[1], paths[0], paths[2]])[1] == {
+            paths[1]: [0], paths[0]: [1], paths[2]: [0]}
+
+    # A record is trusted only for a file of the size it had: a rewritten one is scanned.
+    with paths[2].open("ab") as fh:
+        fh.write(b"\0")
+    assert recorded_archives(tmp_path / "loaded.duckdb", settings, paths) == set(paths[:2])
+
+
+def test_reextract_reads_recorded_archives_once_and_records_the_others(
+    tmp_path: Path, mirror_server: Any, ingested: dict[str, Any]
+) -> None:
+    """A crawl records where every fetch of its segments is, so reextract scans none;
+    a warehouse without the records (an older version's) is scanned once, recorded, and
+    gives the same result; the next run scans none again."""
+    db = copy_of(ingested, tmp_path)
+    with duckdb.connect(str(db), read_only=True) as con:
+        segments, pages = con.execute(
+            "select count(*), sum(pages) from archive_segments").fetchone()
+        assert segments >= 2
+        assert con.execute("select count(*), sum(pages) from archive_manifests").fetchone() == (
+            segments, pages)
+        # Every stored article has its fetch recorded, where its archive has it.
+        assert con.execute("select count(*) from articles anti join archive_fetches "
+                           "using (article_id)").fetchone()[0] == 0
+
+    def counts(out: str) -> tuple[int, ...]:
+        m = re.search(r"\((\d+) fetches in (\d+) WARC files, (\d+) scanned first\): "
+                      r"(\d+) rows changed, (\d+) unchanged", out)
+        assert m, out
+        return tuple(int(g) for g in m.groups())
+
+    recorded = run_cli(tmp_path, "reextract", "--db", str(db))
+    assert recorded.returncode == 0, recorded.stderr[-2000:]
+    fetches, files, scanned, changed, unchanged = counts(recorded.stdout)
+    assert (files, scanned, changed) == (segments, 0, 0) and fetches == pages
+
+    with duckdb.connect(str(db)) as con:
+        before = con.execute("select * from archive_fetches order by all").fetchall()
+        con.execute("delete from archive_fetches")
+        con.execute("delete from archive_manifests")
+    rescanned = run_cli(tmp_path, "reextract", "--db", str(db))
+    assert rescanned.returncode == 0, rescanned.stderr[-2000:]
+    assert counts(rescanned.stdout) == (fetches, files, segments, 0, unchanged)
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("select * from archive_fetches order by all").fetchall() == before
+
+    again = run_cli(tmp_path, "reextract", "--db", str(db))
+    assert counts(again.stdout) == (fetches, files, 0, 0, unchanged)

@@ -360,6 +360,7 @@ def load_batch(
     flow_run_id: str | None = None,
     protect_fields: bool = False,
     segments: Sequence[tuple[str, int]] = (),
+    manifests: Sequence[Manifest] = (),
 ) -> LoadResult:
     """Load one batch in ONE transaction: articles, images, versions, categories,
     the batch's failures (parse rejects, held-back rows) and the archive segments it
@@ -374,6 +375,8 @@ def load_batch(
         protect_fields: keep non-empty stored values of protected fields rather than
             overwrite them with empty ones (for a layout-drift gate).
         segments: archive segments whose pages are all in this batch or earlier ones.
+        manifests: where the article fetches of whole archive files are
+            (:func:`record_manifests`), written in the same transaction.
     """
     if not run_id:
         raise ValueError("a batch needs a run_id")
@@ -458,6 +461,7 @@ def load_batch(
                 "values (?, ?, ?, ?) on conflict (path) do nothing",
                 [[str(p), run_id, n, now] for p, n in segments],
             )
+        record_manifests(con, manifests, now)
         for t in ("_load_changes", "_load_articles", "_load_images"):
             con.execute(f"drop table if exists {t}")
     result.written = len(write)
@@ -611,6 +615,50 @@ def replace_failures(
 
 
 URL_BATCH = 5_000  # (article, URL) pairs per transaction of record_urls
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """Where the article fetches of one whole archive file are."""
+
+    path: str
+    bytes: int  # the file's size: a file of another size later is not this one
+    pages: int  # complete response records
+    fetches: Sequence[tuple[str, datetime, int]]  # (article ID, fetched at, record)
+
+
+FETCH_COLUMNS = {"path": "VARCHAR", "record": "INTEGER", "article_id": "VARCHAR",
+                 "fetched_at": "TIMESTAMPTZ"}
+
+
+def record_manifests(con: duckdb.DuckDBPyConnection, manifests: Iterable[Manifest],
+                     now: datetime | None = None) -> int:
+    """Record (or replace) the fetch lists of archive files; returns the fetches written.
+
+    Call inside the caller's transaction. ``reextract`` reads these instead of scanning
+    each file for its articles' fetches.
+    """
+    written = 0
+    now = now or datetime.now(UTC)
+    for m in manifests:
+        if con.execute("select 1 from archive_manifests where path = ?",
+                       [m.path]).fetchone():  # (a key lookup: the delete scans)
+            con.execute("delete from archive_fetches where path = ?", [m.path])
+        if m.fetches:
+            _stage(con, "_load_fetches", FETCH_COLUMNS, [
+                {"path": m.path, "record": r, "article_id": aid,
+                 "fetched_at": _aware(at, f"fetch {r} of {m.path}")}
+                for aid, at, r in m.fetches])
+            con.execute(f"insert into archive_fetches ({_cols(FETCH_COLUMNS)}) "
+                        f"select {_cols(FETCH_COLUMNS)} from _load_fetches")
+            con.execute("drop table if exists _load_fetches")
+        con.execute(
+            "insert into archive_manifests (path, bytes, pages, recorded_at) "
+            "values (?, ?, ?, ?) on conflict (path) do update set bytes = excluded.bytes, "
+            "pages = excluded.pages, recorded_at = excluded.recorded_at",
+            [m.path, m.bytes, m.pages, now])
+        written += len(m.fetches)
+    return written
+
+
 URL_COLUMNS = {"article_id": "VARCHAR", "url": "VARCHAR", "via": "VARCHAR",
                "first_seen_at": "TIMESTAMPTZ", "last_seen_at": "TIMESTAMPTZ"}
 
@@ -851,11 +899,13 @@ __all__ = [
     "CRAWL_STAGES",
     "KnownArticle",
     "LoadResult",
+    "Manifest",
     "content_hash",
     "finish_run",
     "known_articles",
     "load_batch",
     "loaded_segments",
+    "record_manifests",
     "record_urls",
     "replace_failures",
     "run_article_counts",

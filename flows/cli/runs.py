@@ -216,9 +216,9 @@ def cmd_reextract(args: argparse.Namespace) -> int:
     fields = ", ".join(f"{k}: {v}" for k, v in s.fields_changed.items()) or "none"
     print(
         f"re-extracted {s.parsed} of {s.newest} archived articles ({s.pages} fetches in "
-        f"{s.archives} WARC files): {s.changed} rows changed, {s.unchanged} unchanged, "
-        f"{s.rejected + s.held} rejected, {s.not_stored} added (archived but not stored); "
-        f"fields changed: {fields}"
+        f"{s.archives} WARC files, {s.scanned} scanned first): {s.changed} rows changed, "
+        f"{s.unchanged} unchanged, {s.rejected + s.held} rejected, {s.not_stored} added "
+        f"(archived but not stored); fields changed: {fields}"
     )
     return EXIT_OK
 
