@@ -18,7 +18,7 @@ from pathlib import Path
 from config import Settings
 from crawler.memory import release_free_memory
 from flows.accounting import Accounting
-from flows.transform import Gate, Parsed, parse_archive
+from flows.transform import Fetch, Gate, Parsed, parse_archive
 from warehouse.db import write
 from warehouse.load import LoadResult, Manifest, load_batch
 
@@ -61,10 +61,11 @@ class SegmentLoader:
             parsed = parse_archive(str(path), self.since)
         kept, held = self.gate.apply(parsed.articles)
         failures = [*parsed.rejects, *held]
+        manifest = manifest_of(path, parsed.pages, parsed.fetches)
         batch = partial(load_batch, run_id=run_id, articles=kept, failures=failures,
                         flow_run_id=self.flow_run_id, protect_fields=True,
                         segments=[(str(path), parsed.pages)],
-                        manifests=_manifest(path, parsed))
+                        manifests=[manifest] if manifest else [])
         result = write(self.db_path, self.settings.warehouse, batch, what=f"segment {path.name}")
         del batch
         t = self.totals
@@ -88,15 +89,17 @@ class SegmentLoader:
         return result
 
 
-def _manifest(path: Path, parsed: Parsed) -> list[Manifest]:
-    """Where the segment's article fetches are, when ``parsed`` read the whole file."""
-    if parsed.fetches is None:
-        return []
+def manifest_of(path: Path, pages: int, fetches: list[Fetch] | None) -> Manifest | None:
+    """The record of where a whole file's article fetches are, with the file's size now;
+    None without the list (a parse of chosen records), or if the file is gone (a
+    re-extraction would not find it either)."""
+    if fetches is None:
+        return None
     try:
         size = path.stat().st_size
-    except OSError:  # gone since it was parsed: reextract will not find it either
-        return []
-    return [Manifest(str(path), size, parsed.pages, parsed.fetches)]
+    except OSError:
+        return None
+    return Manifest(str(path), size, pages, fetches)
 
 
 def refresh_search_index(db_path: Path, settings: Settings) -> str:
@@ -119,4 +122,4 @@ def refresh_search_index(db_path: Path, settings: Settings) -> str:
     return str(done)
 
 
-__all__ = ["BatchTotals", "SegmentLoader", "refresh_search_index"]
+__all__ = ["BatchTotals", "SegmentLoader", "manifest_of", "refresh_search_index"]

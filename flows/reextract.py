@@ -34,12 +34,11 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from baotintuc.urls import article_id as id_from_url
 from config import Settings, get_settings
 from crawler.archive import iter_pages
-from flows.batches import SegmentLoader, refresh_search_index
+from flows.batches import SegmentLoader, manifest_of, refresh_search_index
 from flows.scorecard import LayoutDriftAlarm
-from flows.transform import Fetch, Parsed, parse_pages
+from flows.transform import Fetch, Parsed, archive_pages, parse_pages
 from warehouse.db import check_readable, reader, transaction, write
 from warehouse.load import Manifest, finish_run, record_manifests, start_run
 
@@ -91,18 +90,14 @@ MANIFEST_WRITE = 50  # scanned archives recorded per write
 def scan_fetches(paths: list[str]) -> list[tuple[int, list[Fetch]]]:
     """For each archive: ``(pages, fetches)``, keeping only what identifies a record.
 
-    The numbering is :func:`iter_pages`'s own (complete response records), the one
-    :func:`parse_segment` selects by.
+    The numbering is :func:`flows.transform.archive_pages`'s (:func:`iter_pages`'s
+    complete response records), the one the loader records and :func:`parse_segment`
+    selects by.
     """
     out = []
     for path in paths:
-        pages = 0
         fetches: list[Fetch] = []
-        for r, page in enumerate(iter_pages(path)):
-            pages += 1
-            aid = id_from_url(page.url)
-            if aid:
-                fetches.append((aid, page.fetched_at, r))
+        pages = sum(1 for _ in archive_pages(path, fetches))
         out.append((pages, fetches))
     return out
 
@@ -140,12 +135,9 @@ def record_scans(db_path: Path, settings: Settings, archives: list[Path]) -> Non
     batch: list[Manifest] = []
     while futures:
         for pages, fetches in futures.popleft().result():
-            path = todo.popleft()
-            try:
-                size = path.stat().st_size
-            except OSError:
-                continue
-            batch.append(Manifest(str(path), size, pages, fetches))
+            manifest = manifest_of(todo.popleft(), pages, fetches)
+            if manifest is not None:
+                batch.append(manifest)
         if len(batch) >= MANIFEST_WRITE or not futures:
             write(db_path, settings.warehouse, partial(_record, manifests=batch),
                   what=f"the fetch records of {len(batch)} archives")

@@ -102,19 +102,21 @@ def parse_pages(pages: Iterable[RawPage], since: date | None = None) -> Parsed:
     return out
 
 
+def archive_pages(path: str, fetches: list[Fetch]) -> Iterator[RawPage]:
+    """The pages of one archive file, appending each article page's :data:`Fetch` to
+    ``fetches`` as it goes: the one numbering of records that ``reextract`` selects by."""
+    for record, page in enumerate(iter_pages(path)):
+        aid = article_id(page.url)
+        if aid:
+            fetches.append((aid, page.fetched_at, record))
+        yield page
+
+
 def parse_archive(path: str, since: date | None = None) -> Parsed:
     """:func:`parse_pages` over one archive segment (the unit of parallel work), with
     the list of its article fetches."""
     fetches: list[Fetch] = []
-
-    def pages() -> Iterator[RawPage]:
-        for record, page in enumerate(iter_pages(path)):
-            aid = article_id(page.url)
-            if aid:
-                fetches.append((aid, page.fetched_at, record))
-            yield page
-
-    parsed = parse_pages(pages(), since)
+    parsed = parse_pages(archive_pages(path, fetches), since)
     parsed.fetches = fetches
     return parsed
 
