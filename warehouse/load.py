@@ -614,7 +614,6 @@ def replace_failures(
         return _insert_failures(con, run_id, failures, flow_run_id)
 
 
-URL_BATCH = 5_000  # (article, URL) pairs per transaction of record_urls
 @dataclass(frozen=True, slots=True)
 class Manifest:
     """Where the article fetches of one whole archive file are."""
@@ -659,6 +658,7 @@ def record_manifests(con: duckdb.DuckDBPyConnection, manifests: Iterable[Manifes
     return written
 
 
+URL_BATCH = 5_000  # (article, URL) pairs per transaction of record_urls
 URL_COLUMNS = {"article_id": "VARCHAR", "url": "VARCHAR", "via": "VARCHAR",
                "first_seen_at": "TIMESTAMPTZ", "last_seen_at": "TIMESTAMPTZ"}
 
