@@ -14,6 +14,7 @@ import pytest
 from baotintuc.text import search_key
 from tests.analysis.conftest import REAL_ARTICLE, read_only, writable_copy
 from tests.support import cli_env, run_cli
+import warehouse.search as search_module
 from warehouse.search import (
     QuerySyntaxError,
     SearchIndexError,
@@ -249,18 +250,34 @@ def test_incremental_update_follows_edits_new_and_deleted_articles(
 
 
 def test_compaction_keeps_postings_sorted_by_term(
-    warehouse: dict[str, Path], tmp_path: Path
+    warehouse: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Compaction sorts range of terms by range of terms (here ~5,000 postings a range, so
+    dozens of them) into a table of the postings' own definition: every posting is kept
+    once, in (term_id, doc) order, and queries answer as before."""
+    monkeypatch.setattr(search_module, "COMPACT_RANGE_POSTINGS", 5_000)
     db = writable_copy(warehouse, tmp_path)
     with duckdb.connect(str(db)) as con:
+        definition = search_module._table_sql(con, "search_postings")
         con.execute("update articles set content_hash = content_hash || 'x' "
                     "where article_id in (select article_id from articles limit 100)")
         before = match_ids(con, "tham ô")
-        result = update_search_index(con, compact_unsorted_share=0.01)
+        result = update_search_index(con, compact_unsorted_share=1.0)
+        assert not result.compacted  # (the update itself: what compaction must keep)
+        postings = ("select term_id, doc, tf_title, tf_sapo, tf_body, pos "
+                    "from search_postings order by all")
+        updated = con.execute(postings).fetchall()
+        assert len(updated) > 10 * 5_000
+        con.execute("update search_meta set value = 1 where key = 'unsorted_rows'")
+        result = update_search_index(con, compact_unsorted_share=0.0)
         assert result.compacted
+        assert con.execute(postings).fetchall() == updated
+        assert search_module._table_sql(con, "search_postings") == definition
+        assert con.execute("select count(*) from duckdb_tables() "
+                           "where table_name = 'search_postings_sorted'").fetchone() == (0,)
         out_of_order = con.execute(
-            "select count(*) from (select term_id, lag(term_id) over () as prev "
-            "from search_postings) where term_id < prev"
+            "select count(*) from (select (term_id, doc) as cur, lag((term_id, doc)) over () "
+            "as prev from search_postings) where cur <= prev"
         ).fetchone()
         assert out_of_order == (0,)
         assert match_ids(con, "tham ô") == before
@@ -306,6 +323,39 @@ def test_a_rebuild_fits_the_memory_of_a_first_build(
         done = update_search_index(con, rebuild=True, memory_limit="64MB")
         assert done.added == con.execute("select count(*) from articles").fetchone()[0]
         assert sorted(con.execute(postings).fetchall()) == before
+
+
+def test_index_chunks_are_cut_by_text_length(
+    warehouse: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each transaction of an index build takes about ``INDEX_CHUNK_CHARS`` characters of
+    text (an article longer than that is a chunk of its own), and how the articles are cut
+    into chunks changes no posting."""
+    db = writable_copy(warehouse, tmp_path)
+    postings = ("select t.term, p.doc, p.tf_title, p.tf_sapo, p.tf_body, p.pos "
+                "from search_postings p join search_terms t using (term_id) order by all")
+    chunks: list[int] = []
+    fresh = search_module._fresh_chunk
+
+    def counted(con: duckdb.DuckDBPyConnection, chunk: int) -> None:
+        chunks.append(chunk)
+        fresh(con, chunk)
+
+    monkeypatch.setattr(search_module, "_fresh_chunk", counted)
+    with duckdb.connect(str(db)) as con:
+        whole = con.execute(postings).fetchall()
+        n, longest = con.execute(
+            "select count(*), max(strlen(title) + coalesce(strlen(sapo), 0) "
+            "+ strlen(body_text)) from articles").fetchone()
+        update_search_index(con, rebuild=True)
+        assert len(chunks) == 1
+        assert con.execute(postings).fetchall() == whole
+        chunks.clear()
+        monkeypatch.setattr(search_module, "INDEX_CHUNK_CHARS", longest // 4)
+        done = update_search_index(con, rebuild=True)
+        assert done.added == n
+        assert n // 4 < len(chunks) <= n
+        assert con.execute(postings).fetchall() == whole
 
 
 def test_missing_index_is_one_line_naming_the_fix(
