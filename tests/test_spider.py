@@ -678,3 +678,57 @@ def test_without_a_long_queue_the_next_listing_page_goes_at_once(tmp_path: Path)
     spider = make_spider(tmp_path, mode="backfill", max_pages=None)
     out = list(spider.parse_listing(listing_response(page=1)))
     assert [r.meta["page"] for r in out if _is_listing(r)] == [2] and not spider.held_pages
+
+
+def test_a_settled_article_reports_each_new_url_once(tmp_path: Path) -> None:
+    """Once archived, an article keeps only hashes of its URLs: a link to a URL seen
+    before is nothing, a new URL of it is one alias discovery (and never a request)."""
+    spider = make_spider(tmp_path)
+    (req,) = [o for o in spider.found(URL_A1, BASE + "/", "rss:x") if isinstance(o, Request)]
+    (item,) = list(spider.parse_article(_respond(req)))
+    assert isinstance(item, RawArticle) and ID_A not in spider.articles
+    assert int(ID_A) in spider.settled
+    assert list(spider.found(URL_A1, BASE + "/", "listing:y:1")) == []
+    late = list(spider.found(URL_A2, BASE + "/", "listing:y:2"))
+    assert [(type(o), o.outcome) for o in late] == [(Discovery, "alias")]
+    assert list(spider.found(URL_A2, BASE + "/", "listing:y:3")) == []
+    assert spider.crawler.stats.get_value("btt/alias_urls") == 1
+
+
+def test_settled_articles_cost_a_few_bytes_each(tmp_path: Path) -> None:
+    """A backfill remembers every article it settled: 16 bytes each in IdMap's arrays (and
+    ~100 for the latest few thousand, in its dict), where a dict of ID strings to tuples
+    of hashes took ~190 (tracemalloc)."""
+    import tracemalloc
+
+    # (past the run's cap of one article, each is deferred: settled, no request built)
+    spider = make_spider(tmp_path, max_pages=None, mode="backfill", max_articles=1)
+    n = 50_000
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    urls = [f"{BASE}/thoi-su/bai-so-{i}-{start + timedelta(seconds=97 * i):%Y%m%d%H%M%S}123.htm"
+            for i in range(n)]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for url in urls:
+            aid = article_id(url)
+            assert aid is not None
+            for _ in spider._discover(aid, url, "sitemap"):
+                pass
+            spider._settle(aid)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(spider.settled) == n and not spider.articles
+    assert grown / n < 64, f"{grown / n:.0f} bytes an article"
+
+
+def test_a_listing_repeating_an_earlier_page_stops_pagination(tmp_path: Path) -> None:
+    """A site that answers any page number with a page already read is not paginated
+    for ever: the first page and the latest pages of a category are remembered."""
+    spider = make_spider(tmp_path, max_pages=None, mode="backfill")
+    first = [r for r in spider.parse_listing(listing_response(1)) if _is_listing(r)]
+    assert first, "page 1 asks for page 2"
+    again = [r for r in spider.parse_listing(listing_response(40)) if _is_listing(r)]
+    assert again == []
+    assert spider.crawler.stats.get_value("btt/pagination_stopped_repeating") == 1

@@ -54,6 +54,7 @@ from baotintuc.urls import (
     to_canonical,
     to_fetch_url,
 )
+from crawler.compact import IdMap
 from crawler.frontier import Frontier
 from crawler.items import Discovery, Outcome, RawArticle
 from crawler.middlewares import RequestRejected
@@ -157,10 +158,14 @@ class ArticleState:
 
 
 # An article the run is done with (archived, or skipped: already stored, too old, deferred)
-# keeps only the hashes of its URLs: enough to tell a new alias from a URL seen before. A
-# backfill holds one entry per article of the archive: with its key, ~0.6 KB as an
-# ArticleState with its URL strings, ~0.2 KB as this (tracemalloc, 100,000 entries).
-Settled = tuple[int, ...]
+# keeps only the hashes of its URLs, enough to tell a new alias from a URL seen before: the
+# first in an IdMap (16 bytes), the others, rare, in a dict. A backfill holds one entry per
+# article of the archive: with its key, ~0.6 KB as an ArticleState with its URL strings,
+# ~0.2 KB as a dict entry of a tuple (tracemalloc, 100,000 entries).
+# A category's listing pages remembered to notice a site that answers any page number with
+# a page already read (page 1 is always kept, and the latest pages): keeping every ID of
+# every page was ~75 bytes an article in a backfill.
+LISTING_PAGES_KEPT = 8
 
 
 class BaotintucSpider(scrapy.Spider):
@@ -177,14 +182,17 @@ class BaotintucSpider(scrapy.Spider):
             cat for cat in (category_by_key(k) for k in req.categories) if cat is not None
         ]
         # IDs already stored (every article of the warehouse, in a backfill): as numbers.
-        self.skip_ids: set[int] = {int(i) for i in read_lines(req.skip_ids_file)
-                                  if i.isascii() and i.isdigit()}
+        self.skip_ids = IdMap.of_keys(int(i) for i in read_lines(req.skip_ids_file)
+                                      if i.isascii() and i.isdigit())
         self.recheck_urls: list[str] = read_lines(req.recheck_file)
-        self.articles: dict[str, ArticleState | Settled] = {}
+        self.articles: dict[str, ArticleState] = {}  # IDs not settled yet
+        self.settled = IdMap()  # ID -> hash of its first URL
+        self.aliases: dict[int, set[int]] = {}  # settled ID -> hashes of its other URLs
         self.seen_pages: set[str] = set()
         self.print_views: set[str] = set()  # canonical print-view URLs reported
         self.bad_ids: set[str] = set()  # canonical URLs of links with an impossible ID17
-        self.listed: dict[str, set[int]] = {}  # category key -> IDs on its listing pages
+        # category key -> IDs of its first listing page, and of its latest pages
+        self.listed: dict[str, tuple[frozenset[int], deque[frozenset[int]]]] = {}
         self.requested = 0  # article fetches counted against the run's cap
         # Article requests handed to Scrapy and not answered yet, and the listing/sitemap
         # pages held back while there are too many (see _when_room).
@@ -269,8 +277,8 @@ class BaotintucSpider(scrapy.Spider):
     def _attempt(self, aid: str) -> Iterator[Any]:
         """The request for the ID's next URL that can be requested (a failure row for each
         that cannot); nothing when every URL was tried (then the ID has failed)."""
-        st = self.articles[aid]
-        if not isinstance(st, ArticleState):  # settled: nothing more to request
+        st = self.articles.get(aid)
+        if st is None:  # settled: nothing more to request
             return
         while st.tried < len(st.urls):
             url = st.urls[st.tried]
@@ -358,7 +366,7 @@ class BaotintucSpider(scrapy.Spider):
                 return
             canonical = to_canonical(absolute, self.base_url)
             if m.group("prefix") == "n":  # print view: the article is found elsewhere
-                if (id17_datetime(m.group("id")) is not None and m.group("id") not in self.articles
+                if (id17_datetime(m.group("id")) is not None and not self._known(m.group("id"))
                         and canonical not in self.print_views):
                     self.print_views.add(canonical)
                     self._inc("btt/print_views")
@@ -378,21 +386,31 @@ class BaotintucSpider(scrapy.Spider):
         canonical = to_canonical(absolute, self.base_url)
         yield from self._discover(aid, canonical, via)
 
+    def _known(self, aid: str) -> bool:
+        """The run has met this ID (it is waiting, being fetched, failed or settled)."""
+        return aid in self.articles or int(aid) in self.settled
+
     def _settle(self, aid: str) -> None:
         """The run is done with this article: keep only what tells its URLs apart."""
-        st = self.articles.get(aid)
-        if isinstance(st, ArticleState):
-            self.articles[aid] = tuple(hash(u) for u in st.urls)
+        st = self.articles.pop(aid, None)
+        if st is not None:
+            number = int(aid)
+            first, *others = (hash(u) for u in st.urls)
+            self.settled[number] = first
+            if others:
+                self.aliases[number] = set(others)
 
     def _discover(self, aid: str, canonical: str, via: str) -> Iterator[Any]:
-        st = self.articles.get(aid)
-        if isinstance(st, tuple):  # settled: only a new URL of it is news
+        number = int(aid)
+        first = self.settled.get(number)
+        if first is not None:  # settled: only a new URL of it is news
             key = hash(canonical)
-            if key not in st:
-                self.articles[aid] = (*st, key)
+            if key != first and key not in self.aliases.get(number, ()):
+                self.aliases.setdefault(number, set()).add(key)
                 self._inc("btt/alias_urls")
                 yield Discovery(aid, canonical, via, "alias")
             return
+        st = self.articles.get(aid)
         if st is not None:
             if canonical in st.urls:
                 return
@@ -628,10 +646,13 @@ class BaotintucSpider(scrapy.Spider):
             yield from self.found(href, response.url, via)
 
         main_ids = [i for i in (article_id(urljoin(response.url, h)) for h in main) if i]
-        listed = self.listed.setdefault(cat_key, set())
-        numbers = [int(i) for i in main_ids]  # these sets hold every listed article: ints
-        repeating = bool(numbers) and listed.issuperset(numbers)
-        listed.update(numbers)
+        numbers = frozenset(int(i) for i in main_ids)
+        kept = self.listed.get(cat_key)
+        repeating = kept is not None and bool(numbers) and numbers <= kept[0].union(*kept[1])
+        if kept is None:
+            self.listed[cat_key] = (numbers, deque(maxlen=LISTING_PAGES_KEPT))
+        else:
+            kept[1].append(numbers)
         self.frontier.reached(cat_key, page)
         max_pages = self.request.max_pages
         if (max_pages is not None and page >= max_pages) or not main_ids:
@@ -820,7 +841,7 @@ class BaotintucSpider(scrapy.Spider):
     def closed(self, reason: str) -> None:
         self.frontier.save(force=True)
         ids = (ARTICLE_RE.search(urlsplit(u).path) for u in self.print_views)
-        orphans = {m.group("id") for m in ids if m} - set(self.articles)
+        orphans = {m.group("id") for m in ids if m and not self._known(m.group("id"))}
         if orphans:
             logger.warning("%d articles were linked only as print views (not fetched; "
                            "recorded as print_view_only failures)", len(orphans))
