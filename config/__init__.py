@@ -205,8 +205,8 @@ class SearchSettings(BaseModel):
     # Re-sort the postings when more than this share was appended since the last sort.
     compact_unsorted_share: float = Field(0.15, gt=0, le=1)
     # DuckDB's memory while the index is updated after a run (it spills to disk above it).
-    index_memory_limit: str = Field("256MB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB)$")
-    compact_memory_limit: str = Field("128MB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB)$")
+    index_memory_limit: str = Field("128MB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB)$")
+    compact_memory_limit: str = Field("64MB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB)$")
 
 
 class MirrorSettings(BaseModel):

@@ -23,6 +23,7 @@ import logging
 import math
 import time
 import unicodedata
+from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -75,10 +76,13 @@ class IndexUpdate:
     removed: int = 0
     postings: int = 0
     compacted: bool = False
+    halved: int = 0  # chunks that ran out of the memory cap and were done in halves
     seconds: float = 0.0
 
     def __str__(self) -> str:
         extra = ", postings re-sorted" if self.compacted else ""
+        if self.halved:
+            extra += f", {self.halved} chunks halved to fit the memory cap"
         return (
             f"search index: {self.added} articles indexed, {self.removed} removed, "
             f"{self.postings} postings in {self.seconds:.2f} s{extra}"
@@ -266,22 +270,39 @@ def _update(
     was_empty = _count(con, "select count(*) from search_postings") == 0
     unsorted = 0 if was_empty else _meta(con, "unsorted_rows")
     params = None if was_empty else Bm25Params.from_meta(con)
-    # Chunks bound the memory of the token lists (list aggregates do not spill).
-    chunks = [int(r[0]) for r in con.execute("select distinct chunk from _todo order by 1")
-              .fetchall()]
-    for i, chunk in enumerate(chunks):
-        with transaction(con):
-            _fresh_chunk(con, chunk)
-            if params is None:  # a new index: the means of its first chunk, until compaction
-                params = Bm25Params.from_settings(cfg).with_means(
-                    con, "(select len(t) as title_len, len(s) as sapo_len, len(b) as "
-                    "body_len from _fresh)", "")
-                params.save(con)
-            added = _index_chunk(con, params)
-            if not (was_empty and i == 0):
-                unsorted += added
-                # Committed with the chunk: a re-sort that fails later is then due again.
-                _set_meta(con, "unsorted_rows", unsorted)
+    # Chunks bound the memory of the token lists (list aggregates do not spill); a chunk
+    # that still needs more than the cap (unusually long articles) is done in halves.
+    pending = deque(con.execute("select min(doc), max(doc) from _todo group by chunk "
+                                "order by 1").fetchall())
+    first = True
+    while pending:
+        low, high = pending.popleft()
+        known = params
+        try:
+            with transaction(con):
+                _fresh_chunk(con, low, high)
+                if params is None:  # a new index: its first chunk's means, until compaction
+                    params = Bm25Params.from_settings(cfg).with_means(
+                        con, "(select len(t) as title_len, len(s) as sapo_len, len(b) as "
+                        "body_len from _fresh)", "")
+                    params.save(con)
+                added = _index_chunk(con, params)
+                if not (was_empty and first):
+                    unsorted += added
+                    # Committed with the chunk: a re-sort that fails later is due again.
+                    _set_meta(con, "unsorted_rows", unsorted)
+        except duckdb.OutOfMemoryException as err:
+            halves = _halves(con, low, high)
+            if halves is None:
+                raise
+            (logger.debug if result.halved else logger.warning)(
+                "search index: a chunk of articles %d..%d needed more than the memory cap "
+                "(%s); indexing it in halves", low, high, str(err).splitlines()[0])
+            params = known
+            result.halved += 1
+            pending.extendleft(reversed(halves))
+            continue
+        first = False
         result.postings += added
     with transaction(con):
         con.execute("drop table if exists _stale")
@@ -310,14 +331,27 @@ def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
     return int(row[0]) if row else 0
 
 
-def _fresh_chunk(con: duckdb.DuckDBPyConnection, chunk: int) -> None:
-    """Temp table ``_fresh``: the tokens of the articles of ``chunk`` in ``_todo``."""
+def _halves(con: duckdb.DuckDBPyConnection, low: int, high: int
+            ) -> list[tuple[int, int]] | None:
+    """The articles of ``_todo`` with ``low <= doc <= high`` as two ranges; None for one."""
+    n = _count(con, f"select count(*) from _todo where doc between {low} and {high}")
+    if n < 2:
+        return None
+    row = con.execute(
+        f"select doc from _todo where doc between {low} and {high} order by doc "
+        f"limit 2 offset {n // 2 - 1}").fetchall()
+    return [(low, int(row[0][0])), (int(row[1][0]), high)]
+
+
+def _fresh_chunk(con: duckdb.DuckDBPyConnection, low: int, high: int) -> None:
+    """Temp table ``_fresh``: the tokens of the articles of ``_todo`` with ``low <= doc <=
+    high``."""
     con.execute(
         "create or replace temp table _fresh as "
         "select t.article_id, t.doc, a.content_hash, vn_tokens(a.title) as t, "
         "vn_tokens(a.sapo) as s, vn_tokens(a.body_text) as b "
         "from _todo t join articles a on a.article_id = t.article_id "
-        f"where t.chunk = {int(chunk)}"
+        f"where t.doc between {int(low)} and {int(high)}"
     )
 
 

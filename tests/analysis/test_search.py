@@ -11,10 +11,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
+import warehouse.search as search_module
 from baotintuc.text import search_key
 from tests.analysis.conftest import REAL_ARTICLE, read_only, writable_copy
 from tests.support import cli_env, run_cli
-import warehouse.search as search_module
 from warehouse.search import (
     QuerySyntaxError,
     SearchIndexError,
@@ -337,9 +337,9 @@ def test_index_chunks_are_cut_by_text_length(
     chunks: list[int] = []
     fresh = search_module._fresh_chunk
 
-    def counted(con: duckdb.DuckDBPyConnection, chunk: int) -> None:
-        chunks.append(chunk)
-        fresh(con, chunk)
+    def counted(con: duckdb.DuckDBPyConnection, low: int, high: int) -> None:
+        chunks.append(low)
+        fresh(con, low, high)
 
     monkeypatch.setattr(search_module, "_fresh_chunk", counted)
     with duckdb.connect(str(db)) as con:
@@ -356,6 +356,25 @@ def test_index_chunks_are_cut_by_text_length(
         assert done.added == n
         assert n // 4 < len(chunks) <= n
         assert con.execute(postings).fetchall() == whole
+
+
+def test_a_chunk_over_the_memory_cap_is_indexed_in_halves(
+    warehouse: dict[str, Path], tmp_path: Path
+) -> None:
+    """Under a cap too small for a chunk, the chunk's transaction rolls back and its
+    articles are indexed in halves (down to one article a transaction), with the same
+    postings as without the cap; when one article does not fit, the error is DuckDB's."""
+    db = writable_copy(warehouse, tmp_path)
+    postings = ("select t.term, p.doc, p.tf_title, p.tf_sapo, p.tf_body, p.pos "
+                "from search_postings p join search_terms t using (term_id) order by all")
+    with duckdb.connect(str(db)) as con:
+        whole = con.execute(postings).fetchall()
+        done = update_search_index(con, rebuild=True, memory_limit="48MB")
+        assert done.halved > 0 and done.added == con.execute(
+            "select count(*) from articles").fetchone()[0]
+        assert con.execute(postings).fetchall() == whole
+        with pytest.raises(duckdb.OutOfMemoryException):
+            update_search_index(con, rebuild=True, memory_limit="4MB")
 
 
 def test_missing_index_is_one_line_naming_the_fix(
