@@ -417,10 +417,10 @@ def _compact(con: duckdb.DuckDBPyConnection, params: Bm25Params) -> None:
     The sorted copy is written range of terms by range of terms, each range about
     ``COMPACT_RANGE_POSTINGS`` postings, into a table made from the postings' own
     definition (migration 010), which then takes the postings' place. One sort of every
-    posting, then a copy back, took +278 MB over the process at 100k articles (20M
-    postings) under a 128 MB cap, the largest peak of a 100k backfill; by ranges, a sort
-    never holds more than one range. It is a table of the database, not a temp table, so
-    that a sort can spill to disk.
+    posting, then a copy back, took +164 MB over the process at 100k articles (20M
+    postings) under a 128 MB cap, and ran out of a 64 MB cap; by ranges, a sort never
+    holds more than one range (+96 MB under 64 MB, and faster). It is a table of the
+    database, not a temp table, so that a sort can spill to disk.
     """
     params = params.with_means(con, "search_docs", "")
     params.save(con)

@@ -159,9 +159,9 @@ class ArticleState:
 
 # An article the run is done with (archived, or skipped: already stored, too old, deferred)
 # keeps only the hashes of its URLs, enough to tell a new alias from a URL seen before: the
-# first in an IdMap (16 bytes), the others, rare, in a dict. A backfill holds one entry per
-# article of the archive: with its key, ~0.6 KB as an ArticleState with its URL strings,
-# ~0.2 KB as a dict entry of a tuple (tracemalloc, 100,000 entries).
+# first in an IdMap, the others (rare) in a dict. A backfill holds one entry per article
+# of the archive: ~16 bytes here, where an ArticleState with its URL strings took ~0.6 KB
+# and a dict entry of the ID string to a tuple of hashes ~0.2 KB (tracemalloc).
 # A category's listing pages remembered to notice a site that answers any page number with
 # a page already read (page 1 is always kept, and the latest pages): keeping every ID of
 # every page was ~75 bytes an article in a backfill.
