@@ -45,6 +45,7 @@ from warehouse.load import (
     record_urls,
     replace_failures,
     start_run,
+    stored_ids,
     to_storage_row,
     unfinished_runs,
 )
@@ -448,6 +449,24 @@ def test_known_articles(con: duckdb.DuckDBPyConnection) -> None:
     load(con, [art(parsed())])
     k = known_articles(con)["20240501100000123"]
     assert (k.fetched_at, k.published_at, k.url) == (T0, parsed().published_at, parsed().url)
+
+
+def test_known_articles_born_after_keeps_every_young_one(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    """``born_after`` reads only what may be young (a run's re-check candidates), never
+    fewer: the ID17 day is compared a day early, as it is the Vietnam day."""
+    born_after = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+    young = {  # ID17 (Vietnam time) and page date after born_after
+        "20261206090000123": datetime(2026, 12, 6, 9, 0, tzinfo=VN),
+        "20261204200000123": datetime(2026, 12, 4, 20, 0, tzinfo=VN),  # 13:00 UTC
+    }
+    old = {"20240501100000123": datetime(2024, 5, 1, 10, 0, tzinfo=VN)}
+    load(con, [art(parsed(aid, published_at=when)) for aid, when in {**young, **old}.items()])
+    assert set(known_articles(con)) == {*young, *old}
+    some = known_articles(con, born_after=born_after)
+    assert set(young) <= set(some) and not set(old) & set(some)
+    assert sorted(stored_ids(con)) == sorted({*young, *old})
 
 
 def test_naive_datetime_and_missing_fetch_time_are_rejected(

@@ -38,7 +38,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -852,14 +852,30 @@ def loaded_segments(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -
     return {str(r[0]) for r in con.execute(sql, args).fetchall()}
 
 
-def known_articles(con: duckdb.DuckDBPyConnection) -> dict[str, KnownArticle]:
-    """Every stored article's fetch time, date and URL, by article_id."""
-    cur = con.execute("select article_id, fetched_at, published_at, url from articles")
+def known_articles(con: duckdb.DuckDBPyConnection, born_after: datetime | None = None
+                   ) -> dict[str, KnownArticle]:
+    """Stored articles' fetch time, date and URL, by article_id: all of them, or with
+    ``born_after`` at least those born after it (ID17 creation day, in any time zone, or
+    page date): the few a run may re-check, not a whole-site warehouse's million."""
+    sql = "select article_id, fetched_at, published_at, url from articles"
+    args: list[Any] = []
+    if born_after is not None:
+        sql += " where article_id >= ? or published_at >= ?"
+        args = [(born_after - timedelta(days=1)).strftime("%Y%m%d"), born_after]
+    cur = con.execute(sql, args)
     out: dict[str, KnownArticle] = {}
     while rows := cur.fetchmany(10_000):
         for aid, fetched, published, url in rows:
             out[aid] = KnownArticle(fetched, published, url)
     return out
+
+
+def stored_ids(con: duckdb.DuckDBPyConnection) -> Iterator[str]:
+    """Every stored article_id, 10,000 at a time."""
+    cur = con.execute("select article_id from articles")
+    while rows := cur.fetchmany(10_000):
+        for (aid,) in rows:
+            yield aid
 
 
 _QUALITY_KEYS = ("fill_rate", "filled", "total", "threshold", "passed")
@@ -903,6 +919,7 @@ __all__ = [
     "content_hash",
     "finish_run",
     "known_articles",
+    "stored_ids",
     "load_batch",
     "loaded_segments",
     "record_manifests",
