@@ -211,9 +211,14 @@ def test_search_match_sql_macro_agrees_with_the_cli(warehouse: dict[str, Path]) 
 # ------------------------------------------------------------------ index upkeep
 
 
+@pytest.mark.parametrize("range_postings", [1_000_000, 3_000])
 def test_incremental_update_follows_edits_new_and_deleted_articles(
-    warehouse: dict[str, Path], tmp_path: Path
+    warehouse: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    range_postings: int,
 ) -> None:
+    """(Stale postings are deleted range of terms by range of terms: here in one range,
+    then in dozens.)"""
+    monkeypatch.setattr(search_module, "COMPACT_RANGE_POSTINGS", range_postings)
     db = writable_copy(warehouse, tmp_path)
     with duckdb.connect(str(db)) as con:
         assert update_search_index(con).added == 0  # already current: nothing to do
@@ -238,10 +243,16 @@ def test_incremental_update_follows_edits_new_and_deleted_articles(
         assert match_ids(con, "zelenskyy") == {victim[0], "20991231235959999"}
         assert match_ids(con, '"ngoai truong zelenskyy"') == {victim[0]}
         assert gone[0] not in match_ids(con, "và")
+        assert con.execute("select count(*) from search_postings where doc = ?",
+                           [int(gone[0])]).fetchone() == (0,)
+        postings = ("select t.term, p.doc, p.tf_title, p.tf_sapo, p.tf_body, p.pos from "
+                    "search_postings p join search_terms t using (term_id) order by all")
+        updated = con.execute(postings).fetchall()
         again = update_search_index(con)
         assert (again.added, again.removed, again.compacted) == (0, 0, False)
         compacted = update_search_index(con, rebuild=True)
         assert compacted.added == con.execute("select count(*) from articles").fetchone()[0]
+        assert con.execute(postings).fetchall() == updated  # as if built from scratch
         assert match_ids(con, "zelenskyy") == {victim[0], "20991231235959999"}
         unsorted = con.execute(
             "select value from search_meta where key = 'unsorted_rows'"
