@@ -19,7 +19,7 @@ from config import Settings
 from crawler.memory import release_free_memory
 from flows.accounting import Accounting
 from flows.transform import Fetch, Gate, Parsed, parse_archive
-from warehouse.db import write
+from warehouse.db import write, writer
 from warehouse.load import LoadResult, Manifest, load_batch
 
 log = logging.getLogger(__name__)
@@ -111,12 +111,15 @@ def refresh_search_index(db_path: Path, settings: Settings) -> str:
     from warehouse.search import update_search_index
 
     try:
-        done = write(db_path, settings.warehouse,
-                     lambda con: update_search_index(con, settings=settings.search),
-                     what="the search index update", bulk=True)
+        # Not warehouse.db.write: its uncapped retry would run the update again under the
+        # same search.index_memory_limit, which the update sets itself (a chunk over it is
+        # done in halves; a checkpoint over the writer's cap is still redone uncapped).
+        with writer(db_path, settings.warehouse, bulk=True) as con:
+            done = update_search_index(con, settings=settings.search)
     except Exception as err:  # never lose a run over a derived index
         log.exception("search index not updated")
-        return (f"search index NOT updated ({type(err).__name__}: {err}); "
+        first = (str(err).splitlines() or [""])[0]  # DuckDB appends paragraphs of advice
+        return (f"search index NOT updated ({type(err).__name__}: {first}); "
                 "run `baotintuc search --rebuild`")
     release_free_memory()
     return str(done)

@@ -388,6 +388,36 @@ def test_a_chunk_over_the_memory_cap_is_indexed_in_halves(
             update_search_index(con, rebuild=True, memory_limit="4MB")
 
 
+def test_an_index_update_that_cannot_fit_leaves_the_rows_and_says_so(
+    warehouse: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The end-of-run refresh under a cap no article fits in: one attempt (the update
+    sets its own cap, so a retry would fail the same way), one line naming the fix, and
+    the stored rows untouched."""
+    from config import load_settings
+    from flows.batches import refresh_search_index
+
+    db = writable_copy(warehouse, tmp_path)
+    with duckdb.connect(str(db)) as con:
+        con.execute("update articles set content_hash = content_hash || 'x'")
+        before = con.execute("select count(*) from articles").fetchone()
+    calls: list[object] = []
+    real = search_module.update_search_index
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append(args)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(search_module, "update_search_index", counted)
+    monkeypatch.setenv("BTT_SEARCH__INDEX_MEMORY_LIMIT", "4MB")
+    line = refresh_search_index(db, load_settings())
+    assert line.startswith("search index NOT updated (OutOfMemoryException")
+    assert line.endswith("run `baotintuc search --rebuild`") and "\n" not in line
+    assert len(calls) == 1
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("select count(*) from articles").fetchone() == before
+
+
 def test_missing_index_is_one_line_naming_the_fix(
     warehouse: dict[str, Path], tmp_path: Path
 ) -> None:
