@@ -41,7 +41,11 @@ from crawler.middlewares import (  # noqa: E402
     retry_after_seconds,
 )
 from crawler.request import REQUEST_ENV, CrawlRequest  # noqa: E402
-from crawler.spiders.baotintuc import BaotintucSpider, classify_failure  # noqa: E402
+from crawler.spiders.baotintuc import (  # noqa: E402
+    LISTING_PAGES_KEPT,
+    BaotintucSpider,
+    classify_failure,
+)
 
 BASE = "http://127.0.0.1:8765"
 LISTING = REPO / "tests/resources/listing/listing_phap-luat-475ct0_2025-07-13T2047.html.gz"
@@ -732,3 +736,9 @@ def test_a_listing_repeating_an_earlier_page_stops_pagination(tmp_path: Path) ->
     again = [r for r in spider.parse_listing(listing_response(40)) if _is_listing(r)]
     assert again == []
     assert spider.crawler.stats.get_value("btt/pagination_stopped_repeating") == 1
+    # Eight other pages later (the latest pages kept), page 1 is still remembered.
+    first_page, latest = spider.listed["phap-luat-475ct0"]
+    latest.extend(frozenset({n}) for n in range(LISTING_PAGES_KEPT))
+    assert all(len(seen) == 1 for seen in latest)
+    assert [r for r in spider.parse_listing(listing_response(50)) if _is_listing(r)] == []
+    assert spider.crawler.stats.get_value("btt/pagination_stopped_repeating") == 2
