@@ -919,7 +919,6 @@ __all__ = [
     "content_hash",
     "finish_run",
     "known_articles",
-    "stored_ids",
     "load_batch",
     "loaded_segments",
     "record_manifests",
@@ -927,6 +926,7 @@ __all__ = [
     "replace_failures",
     "run_article_counts",
     "start_run",
+    "stored_ids",
     "to_storage_row",
     "unfinished_runs",
 ]

@@ -276,7 +276,7 @@ def _update(
     first = True
     while pending:
         low, high = pending.popleft()
-        known = params
+        params_before = params  # (a chunk rolled back takes its saved means with it)
         try:
             with transaction(con):
                 _fresh_chunk(con, low, high)
@@ -297,7 +297,7 @@ def _update(
             (logger.debug if result.halved else logger.warning)(
                 "search index: a chunk of articles %d..%d needed more than the memory cap "
                 "(%s); indexing it in halves", low, high, str(err).splitlines()[0])
-            params = known
+            params = params_before
             result.halved += 1
             pending.extendleft(reversed(halves))
             continue

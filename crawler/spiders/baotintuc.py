@@ -426,7 +426,7 @@ class BaotintucSpider(scrapy.Spider):
         outcome: Outcome = "request"
         if self._too_old(aid, FETCH_MARGIN):
             outcome = "old"
-        elif int(aid) in self.skip_ids:
+        elif number in self.skip_ids:
             outcome = "known"
         elif via != "recheck" and self._cap_reached():
             outcome = "deferred"
