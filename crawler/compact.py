@@ -12,6 +12,10 @@ entries.
 Why not a library: ``sortedcontainers`` keeps Python ints (~100 bytes an entry), numpy is
 not a dependency of the crawler's process, and a disk store (SQLite, LMDB) would put a
 write on every link the spider follows. The structure needs only lookups and inserts.
+
+:class:`IdSet` and :class:`IdLabels` put the same arrays under the flow's run accounting
+(the articles a run stored, and what the spider decided for each ID it found), which
+lives in the CLI's process for the whole crawl.
 """
 
 from __future__ import annotations
@@ -78,4 +82,92 @@ class IdMap:
         self._keys, self._values, self._recent = keys, values, {}
 
 
-__all__ = ["IdMap"]
+def id_number(article_id: str) -> int | None:
+    """The ID as a number, if it is one that turns back into the same string (every
+    article ID is 17 digits); None for anything else."""
+    if (article_id.isascii() and article_id.isdigit() and len(article_id) <= 18
+            and (article_id[0] != "0" or article_id == "0")):
+        return int(article_id)
+    return None
+
+
+class IdSet:
+    """A set of article IDs in ~16 bytes each (an :class:`IdMap`'s keys), where a Python
+    set of the strings is ~100. A string that is not a plain number (no article ID is
+    one) goes in an ordinary set, so any string can be added."""
+
+    def __init__(self, ids: Iterable[str] = ()) -> None:
+        self._numbers = IdMap()
+        self._other: set[str] = set()
+        self.update(ids)
+
+    def add(self, article_id: str) -> None:
+        n = id_number(article_id)
+        if n is None:
+            self._other.add(article_id)
+        else:
+            self._numbers[n] = 0
+
+    def update(self, ids: Iterable[str]) -> None:
+        for article_id in ids:
+            self.add(article_id)
+
+    def __contains__(self, article_id: object) -> bool:
+        if not isinstance(article_id, str):
+            return False
+        n = id_number(article_id)
+        return article_id in self._other if n is None else n in self._numbers
+
+    def __len__(self) -> int:
+        return len(self._numbers) + len(self._other)
+
+    def __iter__(self) -> Iterator[str]:
+        for n, _ in self._numbers.items():
+            yield str(n)
+        yield from self._other
+
+
+class IdLabels:
+    """``article ID -> label`` for a few distinct labels (an outcome, say), in ~16 bytes
+    an ID: the label's number in an :class:`IdMap`."""
+
+    def __init__(self) -> None:
+        self._numbers = IdMap()
+        self._other: dict[str, int] = {}
+        self._labels: list[str] = []
+        self._codes: dict[str, int] = {}
+
+    def __setitem__(self, article_id: str, label: str) -> None:
+        code = self._codes.get(label)
+        if code is None:
+            code = self._codes[label] = len(self._labels)
+            self._labels.append(label)
+        n = id_number(article_id)
+        if n is None:
+            self._other[article_id] = code
+        else:
+            self._numbers[n] = code
+
+    def get(self, article_id: str) -> str | None:
+        n = id_number(article_id)
+        code = self._other.get(article_id) if n is None else self._numbers.get(n)
+        return None if code is None else self._labels[code]
+
+    def __contains__(self, article_id: object) -> bool:
+        return isinstance(article_id, str) and self.get(article_id) is not None
+
+    def __len__(self) -> int:
+        return len(self._numbers) + len(self._other)
+
+    def items(self) -> Iterator[tuple[str, str]]:
+        """Every ``(article ID, label)``; the numeric IDs in order."""
+        for n, code in self._numbers.items():
+            yield str(n), self._labels[code]
+        for article_id, code in self._other.items():
+            yield article_id, self._labels[code]
+
+    def __iter__(self) -> Iterator[str]:
+        return (article_id for article_id, _ in self.items())
+
+
+__all__ = ["IdLabels", "IdMap", "IdSet", "id_number"]

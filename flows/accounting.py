@@ -14,7 +14,6 @@ URL (:meth:`Accounting.print_only_failures`), unless another URL of it was found
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from baotintuc.model import Failure
+from crawler.compact import IdLabels, IdSet
 
 SKIPPED = {"known": "skipped_known", "old": "skipped_old", "deferred": "deferred"}
 NOT_DECIDING = ("alias", "print_only")  # outcomes that leave the ID's decision open
@@ -30,12 +30,17 @@ STAGE_OF_VIA = {"rss": "feed", "listing": "listing", "sitemap": "sitemap"}
 
 @dataclass(slots=True)
 class Accounting:
-    """Outcomes per article ID for one run."""
+    """Outcomes per article ID for one run.
 
-    decided: dict[str, str] = field(default_factory=dict)  # id -> spider's first outcome
-    stored: set[str] = field(default_factory=set)
-    filtered_old: set[str] = field(default_factory=set)  # published before --since
-    failed: set[str] = field(default_factory=set)
+    The IDs are kept in ~16 bytes each (:mod:`crawler.compact`), not as Python strings
+    (~100): a backfill of the whole site (~1M articles) would otherwise carry ~200 MB of
+    them in the flow's process to the end of the run.
+    """
+
+    decided: IdLabels = field(default_factory=IdLabels)  # id -> spider's first outcome
+    stored: IdSet = field(default_factory=IdSet)
+    filtered_old: IdSet = field(default_factory=IdSet)  # published before --since
+    failed: IdSet = field(default_factory=IdSet)
     via: Counter[str] = field(default_factory=Counter)  # discovery source -> IDs
     print_only: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (url, via)
 
@@ -50,7 +55,7 @@ class Accounting:
             if outcome == "print_only":
                 self.print_only.setdefault(aid, (str(row.get("url")), via))
             elif aid not in self.decided and outcome not in NOT_DECIDING:
-                self.decided[aid] = sys.intern(outcome)
+                self.decided[aid] = outcome
                 self.via[via.split(":", 1)[0] or "?"] += 1
 
     def print_only_failures(self) -> list[Failure]:
@@ -78,9 +83,11 @@ class Accounting:
 
     def outcome(self, aid: str) -> str:
         """``stored``, ``skipped_known``/``skipped_old``/``deferred``, ``failed`` or ``lost``."""
+        return self._outcome(aid, self.decided.get(aid))
+
+    def _outcome(self, aid: str, decided: str | None) -> str:
         if aid in self.stored:
             return "stored"
-        decided = self.decided.get(aid)
         if decided in SKIPPED:
             return SKIPPED[decided]
         if aid in self.filtered_old:
@@ -90,12 +97,23 @@ class Accounting:
         return "lost"
 
     def tally(self) -> Counter[str]:
-        return Counter(self.outcome(aid) for aid in self.decided)
+        return Counter(self._outcome(aid, decided) for aid, decided in self.decided.items())
+
+    def fetch_failures(self, failures: Iterable[Failure]) -> tuple[int, int]:
+        """``(failed, tried)``: of the articles the spider requested, how many ended in a
+        failure of the article fetch and were not stored anyway."""
+        tried = sum(1 for _, decided in self.decided.items() if decided == "request")
+        failed = {f.article_id for f in failures
+                  if f.stage == "article" and f.article_id
+                  and self.decided.get(f.article_id) == "request"
+                  and f.article_id not in self.stored}
+        return len(failed), tried
 
     def lost(self, discoveries: Iterable[dict[str, Any]]) -> list[Failure]:
         """An ``accounting`` failure for every discovered ID with no outcome, under the
         first URL it was discovered with (``discoveries``: the same rows again)."""
-        lost = {aid for aid in self.decided if self.outcome(aid) == "lost"}
+        lost = {aid for aid, decided in self.decided.items()
+                if self._outcome(aid, decided) == "lost"}
         now = datetime.now(UTC)
         out: list[Failure] = []
         for row in discoveries:

@@ -292,14 +292,12 @@ def verdict(stats: dict[str, Any], accounting: Accounting, failures: list[Failur
             f"nothing could be fetched: all {pages_failed} feed/listing/sitemap requests "
             f"failed ({_top_reasons(summary)})"
         )
-    tried = {aid for aid, o in accounting.decided.items() if o == "request"}
-    fetch_failed = {f.article_id for f in failures if f.stage == "article"} & tried
-    fetch_failed -= accounting.stored
-    share = len(fetch_failed) / len(tried) if tried else 0.0
+    fetch_failed, tried = accounting.fetch_failures(failures)
+    share = fetch_failed / tried if tried else 0.0
     r = settings.run
-    if len(tried) >= r.min_fetches_for_failure_share and share > r.max_failure_share:
+    if tried >= r.min_fetches_for_failure_share and share > r.max_failure_share:
         return "failed", (
-            f"{len(fetch_failed)} of {len(tried)} articles could not be fetched ({share:.0%}, "
+            f"{fetch_failed} of {tried} articles could not be fetched ({share:.0%}, "
             f"allowed {r.max_failure_share:.0%}; {_top_reasons(summary)})"
         )
     if card.alarms:

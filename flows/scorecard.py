@@ -12,6 +12,7 @@ batch is judged on its own rows, or on the run so far when it is too small to ju
 from __future__ import annotations
 
 import statistics
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -117,7 +118,8 @@ class ScoreAccumulator:
     generic: int = 0
     generic_examples: list[str] = field(default_factory=list)
     disagreements: int = 0
-    body_lengths: list[int] = field(default_factory=list)
+    # 8 bytes an article (a list of ints is ~36): the run's card lives to its end.
+    body_lengths: array[int] = field(default_factory=lambda: array("q"))
 
     @property
     def names(self) -> list[str]:
