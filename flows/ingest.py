@@ -19,9 +19,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -52,6 +51,9 @@ from warehouse.load import (
     stored_ids,
     unfinished_runs,
 )
+
+if TYPE_CHECKING:
+    import duckdb  # annotations only: the warehouse package sets DuckDB up first
 
 log = logging.getLogger(__name__)
 POLL_S = 0.5

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import textwrap
@@ -24,6 +25,8 @@ from baotintuc.site import ALL_CATEGORIES
 from config import Settings, load_settings
 from flows.batches import SegmentLoader
 from flows.transform import Parsed
+from tests.support import REPO
+from warehouse import DUCKDB_ALLOCATOR_CONF, DUCKDB_ALLOCATOR_ENV
 from warehouse.db import (
     WarehouseLocked,
     connect,
@@ -676,3 +679,46 @@ def test_a_checkpoint_over_the_writer_memory_cap_is_done_again_without_it(
     with reader(db) as c:
         assert table(c, "select count(*) from big") == [(1000,)]
     assert (db.parent / (db.name + ".wal")).exists() is False
+
+
+_FIRST_DUCKDB_IMPORT = textwrap.dedent("""
+    import importlib.abc, os, sys
+
+    class Watch(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "duckdb" and "seen" not in globals():
+                globals()["seen"] = os.environ.get("DUCKDB_JE_MALLOC_CONF")
+            return None
+
+    sys.meta_path.insert(0, Watch())
+    {load}
+    print(repr(globals().get("seen", "never imported")))
+""")
+
+
+@pytest.mark.parametrize("load", [
+    "import flows.reextract",
+    "import flows.quality",
+    "from prefect.utilities.importtools import import_object; "
+    "import_object('flows.ingest:ingest')",
+    "import warehouse.search",
+])
+def test_duckdb_loads_with_the_warehouses_allocator_options(load: str) -> None:
+    """DuckDB reads its allocator's options once, when it is first imported: every way
+    the pipeline starts (the CLI, a deployment's entrypoint, the warehouse alone) sets
+    them before that."""
+    env = {k: v for k, v in os.environ.items() if k != DUCKDB_ALLOCATOR_ENV}
+    out = subprocess.run([sys.executable, "-c", _FIRST_DUCKDB_IMPORT.format(load=load)],
+                         env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == repr(DUCKDB_ALLOCATOR_CONF)
+
+
+def test_duckdb_reads_the_allocator_option_variable() -> None:
+    """The variable is DuckDB's own (its jemalloc's): an option it does not know stops it,
+    so a DuckDB that stopped reading the variable would fail this test, not go unnoticed."""
+    env = {**os.environ, DUCKDB_ALLOCATOR_ENV: "abort_conf:true,no_such_option:1"}
+    out = subprocess.run([sys.executable, "-c", "import warehouse.db"], env=env, cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0
+    assert "no_such_option" in out.stderr
