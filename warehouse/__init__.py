@@ -5,10 +5,10 @@ when it is first imported; so every module of the project that uses DuckDB is im
 through this package (``flows`` imports it first too). DuckDB allocates through its own
 jemalloc, which by default keeps freed pages for 10 s before giving them back. A segment
 load during a crawl frees what its insert used just before its checkpoint needs new
-memory, so the two added up: purging at once took the CLI's peak in a 4,000-article
-backfill from 400-404 MB (three runs) to 390-394 (two), at the same wall time, with no
-change at 1,000 articles (``docs/scale.md``). Set ``DUCKDB_JE_MALLOC_CONF`` yourself to
-choose otherwise (``""`` for DuckDB's defaults).
+memory, so the two added up: purging at once took the peak of a 4,000-article backfill
+(all processes) from 400-404 MB in five runs to 390-398 in four, at the same CPU time,
+with no change at 1,000 articles (``docs/architecture.md``). Set ``DUCKDB_JE_MALLOC_CONF``
+yourself to choose otherwise (``""`` for DuckDB's defaults).
 """
 
 import os
