@@ -21,7 +21,7 @@ from twisted.internet import task
 
 from baotintuc.model import Failure
 from crawler.archive import SegmentWriter
-from crawler.compact import IdMap
+from crawler.compact import IdSet
 from crawler.items import Discovery, RawArticle
 from crawler.memory import release_free_memory
 from crawler.request import current_request
@@ -70,7 +70,7 @@ class RunOutputPipeline:
         self.discovered: IO[str] | None = None
         self.failures: IO[str] | None = None
         self.started_at = datetime.now(UTC)
-        self.archived = IdMap()  # IDs archived this run (a backfill: every article's)
+        self.archived = IdSet()  # IDs archived this run (a backfill: every article's)
         self._rotator: task.LoopingCall | None = None
 
     @classmethod
@@ -108,9 +108,9 @@ class RunOutputPipeline:
         stats = self.crawler.stats
         assert stats is not None
         if isinstance(item, RawArticle):
-            if int(item.article_id) in self.archived:
+            if item.article_id in self.archived:
                 raise DropItem(f"Article already archived: {item.article_id}")
-            self.archived[int(item.article_id)] = 0
+            self.archived.add(item.article_id)
             assert self.archive is not None
             self.archive.write_page(item.to_raw_page())
             stats.inc_value("btt/fetched")

@@ -54,7 +54,7 @@ from baotintuc.urls import (
     to_canonical,
     to_fetch_url,
 )
-from crawler.compact import IdMap
+from crawler.compact import IdMap, id_number
 from crawler.frontier import Frontier
 from crawler.items import Discovery, Outcome, RawArticle
 from crawler.middlewares import RequestRejected
@@ -182,8 +182,8 @@ class BaotintucSpider(scrapy.Spider):
             cat for cat in (category_by_key(k) for k in req.categories) if cat is not None
         ]
         # IDs already stored (every article of the warehouse, in a backfill): as numbers.
-        self.skip_ids = IdMap.of_keys(int(i) for i in read_lines(req.skip_ids_file)
-                                      if i.isascii() and i.isdigit())
+        self.skip_ids = IdMap.of_keys(n for n in map(id_number, read_lines(req.skip_ids_file))
+                                      if n is not None)
         self.recheck_urls: list[str] = read_lines(req.recheck_file)
         self.articles: dict[str, ArticleState] = {}  # IDs not settled yet
         self.settled = IdMap()  # ID -> hash of its first URL
